@@ -1,0 +1,1 @@
+//! EROFS writer: converts one OCI layer tar into one EROFS image.

@@ -1,0 +1,129 @@
+//! Write an `msb` archive decoder: implement [`Decoder`], call [`export_decoder!`].
+//!
+//! A decoder reads the small metadata entries of an archive through
+//! [`ArchiveRead`] and describes the images inside; the host reads the layer
+//! bytes itself, verifies every digest and writes the store. A whole decoder:
+//!
+//! ```ignore
+//! use msb_plugin_sdk::*;
+//!
+//! struct Mine;
+//! impl Decoder for Mine {
+//!     fn info() -> Info { info("mine", "reads my format", &["mine"]) }
+//!     fn detect(archive: &dyn ArchiveRead) -> u8 {
+//!         if archive.find("MINE").is_some() { 100 } else { 0 }
+//!     }
+//!     fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError> {
+//!         let config = entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "config.json");
+//!         Ok(vec![Image { refs: vec!["mine:latest".into()], platform: None,
+//!             indexes: vec![], manifest: None, config, layers: vec![] }])
+//!     }
+//! }
+//! export_decoder!(Mine);
+//! ```
+//!
+//! Decoders run in a sandbox with no file system, network, clock or
+//! randomness, under memory and time limits. Unit-test their logic natively
+//! with [`MemArchive`].
+
+mod archive;
+mod digest;
+mod error;
+pub mod oci;
+
+pub use archive::{read_json, ArchiveRead, MemArchive, MAX_METADATA_SIZE};
+pub use digest::Digest;
+
+/// Generated bindings of the `msb:format` WIT contract. Use the re-exports
+/// at the crate root instead.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "decoder",
+        path: "../../wit/v0.1.0",
+        pub_export_macro: true,
+        default_bindings_module: "msb_plugin_sdk::bindings",
+    });
+}
+
+pub use bindings::msb::format::types::{
+    Blob, DecodeError, Entry, EntryKind, ErrorKind, Image, Info, Layer, Platform, Source,
+};
+
+/// The version of the WIT contract this SDK implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// An archive decoder. Implement it on a unit struct and pass that struct to
+/// [`export_decoder!`].
+pub trait Decoder {
+    /// Name, version, formats and a one-line description.
+    fn info() -> Info;
+    /// How sure this decoder is that it reads `archive`: 0 to 100.
+    fn detect(archive: &dyn ArchiveRead) -> u8;
+    /// Every image in `archive`.
+    fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError>;
+    /// Next bytes of a [`Source::Stream`] this decoder returned; empty at the
+    /// end. Decoders that return no streams keep the default.
+    fn read_stream(id: u32, _max: u32) -> Result<Vec<u8>, DecodeError> {
+        Err(DecodeError::unsupported(None, format!("this decoder has no stream {id}")))
+    }
+}
+
+/// Sends a line to the host's debug log (`MSB_LOG=debug`).
+pub fn log(message: &str) {
+    bindings::log(message)
+}
+
+/// Builds an [`Info`] whose version is the calling crate's.
+#[macro_export]
+macro_rules! info {
+    ($name:expr, $description:expr, $formats:expr) => {
+        $crate::Info {
+            name: ($name).to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            formats: ($formats).iter().map(|f: &&str| f.to_string()).collect(),
+            description: ($description).to_string(),
+        }
+    };
+}
+
+/// A blob whose bytes are the archive entry at `path`.
+pub fn entry_blob(media_type: &str, digest: Option<&Digest>, path: &str) -> Blob {
+    Blob {
+        media_type: Some(media_type.to_string()),
+        digest: digest.map(Digest::to_string),
+        source: Source::Entry(path.to_string()),
+    }
+}
+
+/// Exports a [`Decoder`] as the component's implementation of the contract.
+#[macro_export]
+macro_rules! export_decoder {
+    ($decoder:ty) => {
+        #[doc(hidden)]
+        type __MsbDecoderAdapter = $crate::Adapter<$decoder>;
+        $crate::bindings::export!(__MsbDecoderAdapter with_types_in $crate::bindings);
+    };
+}
+
+/// Glue between a [`Decoder`] and the generated bindings.
+#[doc(hidden)]
+pub struct Adapter<T>(core::marker::PhantomData<T>);
+
+impl<T: Decoder> bindings::Guest for Adapter<T> {
+    fn info() -> Info {
+        T::info()
+    }
+
+    fn detect(archive: &bindings::msb::format::types::Archive) -> u8 {
+        T::detect(&archive::HostArchive::new(archive)).min(100)
+    }
+
+    fn decode(archive: &bindings::msb::format::types::Archive) -> Result<Vec<Image>, DecodeError> {
+        T::decode(&archive::HostArchive::new(archive))
+    }
+
+    fn read_stream(id: u32, max: u32) -> Result<Vec<u8>, DecodeError> {
+        T::read_stream(id, max)
+    }
+}
