@@ -1,1 +1,97 @@
-fn main() {}
+//! Builds the decoder plugins in `../plugins` for `wasm32-wasip2` and embeds
+//! them: `$OUT_DIR/builtin_plugins.rs` lists `(name, component bytes)`.
+//!
+//! Every crate directly under `plugins/` but the SDK is embedded; those under
+//! `plugins/testing/` are built (for the tests) but not embedded.
+//!
+//! The plugins are a separate workspace with their own target directory
+//! (`target/plugins`), built by a nested cargo whose environment is stripped
+//! of everything the outer cargo set for this build script.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("host/ lives in the workspace root");
+    let plugins = root.join("plugins");
+    let target_dir = root.join("target").join("plugins");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("testing").display());
+    let crates = plugin_crates(&plugins);
+    for dir in &crates {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--locked", "--target", TARGET, "--workspace"])
+        .arg("--manifest-path")
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if is_outer_build_var(&key) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("run cargo for the plugins");
+    if !status.success() {
+        panic!(
+            "building the decoder plugins for {TARGET} failed (see above); \
+             if the target is missing: rustup target add {TARGET}"
+        );
+    }
+
+    let mut list = String::from("/// The decoders built into this binary: (name, component bytes).\n");
+    list.push_str("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
+    for dir in &crates {
+        let name = dir.file_name().and_then(|n| n.to_str()).expect("plugin dir names are UTF-8");
+        if name == "sdk" {
+            continue;
+        }
+        let wasm = target_dir.join(TARGET).join("release").join(format!("{}.wasm", name.replace('-', "_")));
+        let embedded = out_dir.join(format!("{name}.wasm"));
+        fs::copy(&wasm, &embedded).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+        writeln!(list, "    ({name:?}, include_bytes!({:?})),", embedded.display().to_string()).expect("write to String");
+    }
+    list.push_str("];\n");
+    fs::write(out_dir.join("builtin_plugins.rs"), list).expect("write builtin_plugins.rs");
+}
+
+/// The crate directories under `plugins/` (each has a Cargo.toml), sorted.
+fn plugin_crates(plugins: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(plugins)
+        .expect("read plugins/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Variables the outer cargo sets for build scripts, which would leak into
+/// (and break) the nested wasm build. Registry, network and toolchain
+/// settings are kept.
+fn is_outer_build_var(key: &str) -> bool {
+    const KEEP: &[&str] = &["CARGO_HOME", "CARGO_NET_OFFLINE", "CARGO_HTTP_", "CARGO_NET_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
+    if key.starts_with("CARGO_") {
+        return !KEEP.iter().any(|k| key.starts_with(k));
+    }
+    matches!(
+        key,
+        "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_LINKER" | "RUSTDOC" | "RUSTFLAGS"
+            | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR" | "PROFILE" | "OPT_LEVEL" | "DEBUG" | "NUM_JOBS"
+            | "CARGO" | "CARGO_MAKEFLAGS" | "MAKEFLAGS" | "MFLAGS"
+    )
+}

@@ -1,0 +1,96 @@
+//! `msb images` and `msb inspect`.
+
+use super::Format;
+use anyhow::Result;
+use msb::store::{ImageView, Store};
+use serde_json::json;
+
+/// `msb images` arguments.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// `msb inspect` arguments.
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// A ref (`alpine`, `docker.io/library/alpine:latest`), an image ID
+    /// (`sha256:<config digest>`) or a unique prefix of one.
+    reference: String,
+}
+
+pub fn list(store: &Store, args: ListArgs) -> Result<()> {
+    let images = store.entries()?.iter().map(|e| ImageView::load(store, e)).collect::<Result<Vec<_>, _>>()?;
+    match args.format {
+        Format::Json => {
+            let list: Vec<_> = images
+                .iter()
+                .map(|i| {
+                    json!({
+                        "ref": i.entry.reference.as_ref().map(|r| r.to_string()),
+                        "manifest_digest": i.manifest_digest,
+                        "config_digest": i.config_digest,
+                        "platform": i.platform.to_string(),
+                        "size": i.size(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Format::Text => {
+            println!("{:<40} {:<12} {:<16} {:>10}", "REFERENCE", "IMAGE ID", "PLATFORM", "SIZE");
+            for i in &images {
+                let name = i.entry.reference.as_ref().map_or("<none>".to_string(), |r| r.familiar());
+                println!("{:<40} {:<12} {:<16} {:>10}", name, &i.config_digest.hex()[..12], i.platform.to_string(), human(i.size()));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
+    let image = store.resolve(&args.reference)?;
+    let value = json!({
+        "ref": image.entry.reference.as_ref().map(|r| r.to_string()),
+        "manifest_digest": image.manifest_digest,
+        "config_digest": image.config_digest,
+        "platform": image.platform.to_string(),
+        "size": image.size(),
+        "layers": image.layers.iter().map(|l| json!({
+            "digest": l.digest,
+            "media_type": l.media_type,
+            "size": l.size,
+            "diff_id": l.diff_id,
+            "erofs": std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()),
+        })).collect::<Vec<_>>(),
+    });
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Format::Text => {
+            let name = image.entry.reference.as_ref().map_or("<none>".to_string(), |r| r.to_string());
+            println!("Reference: {name}\nManifest:  {}\nConfig:    {}\nPlatform:  {}", image.manifest_digest, image.config_digest, image.platform);
+            println!("Layers:");
+            for l in &image.layers {
+                println!("  {} {:>10}  {}", l.diff_id, human(l.size), std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()).display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `12.3 MB`, like docker.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

@@ -1,0 +1,89 @@
+//! `msb load`.
+
+use super::{Format, open_store, runtime};
+use anyhow::{Context, Result, bail};
+use msb::input::Source;
+use msb::load::{LoadOptions, LoadedImage, load};
+use msb::oci;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// `msb load` arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Archive to load: a file, a directory, or `-` for stdin (the default
+    /// when stdin is not a terminal).
+    #[arg(short, long, value_name = "PATH")]
+    input: Option<PathBuf>,
+    /// Use this decoder (a name from `msb plugin ls`, or a .wasm file)
+    /// instead of detecting one.
+    #[arg(long, value_name = "NAME|PATH")]
+    plugin: Option<String>,
+    /// From a multi-platform index, load this platform (os/arch[/variant])
+    /// instead of the host's.
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
+    platform: Option<String>,
+    /// Load every platform of a multi-platform index.
+    #[arg(long)]
+    all_platforms: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// `json` prints the loaded images to stdout.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn run(home: &Path, args: Args) -> Result<()> {
+    let source = match &args.input {
+        Some(path) if path == Path::new("-") => Source::Stdin,
+        Some(path) => Source::Path(path.clone()),
+        None if !std::io::stdin().is_terminal() => Source::Stdin,
+        None => bail!("no archive given: use -i PATH, or pipe one to stdin"),
+    };
+    let platform = match &args.platform {
+        Some(p) => Some(oci::parse_platform(p).with_context(|| format!("--platform {p:?}: expected os/arch[/variant]"))?),
+        None => None,
+    };
+    let store = open_store(home)?;
+    let runtime = runtime(&store)?;
+    let options = LoadOptions { source: source.clone(), plugin: args.plugin, platform, all_platforms: args.all_platforms };
+    let loaded = load(&store, &runtime, &options).with_context(|| source.display_name())?;
+
+    if args.format == Format::Json {
+        let images: Vec<_> = loaded.iter().map(|image| image_json(&store, image)).collect();
+        println!("{}", serde_json::to_string_pretty(&images)?);
+    }
+    if !args.quiet {
+        if loaded.is_empty() {
+            eprintln!("The archive holds no images; nothing was loaded.");
+        }
+        for image in &loaded {
+            if image.refs.is_empty() {
+                eprintln!("✓ Loaded {}", image.config_digest);
+            }
+            for reference in &image.refs {
+                eprintln!("✓ Loaded {}", reference.familiar());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Value {
+    json!({
+        "ref": image.refs.first().map(|r| r.to_string()),
+        "refs": image.refs.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "manifest_digest": image.manifest_digest,
+        "config_digest": image.config_digest,
+        "platform": image.platform.to_string(),
+        "layers": image.layers.iter().map(|l| json!({
+            "digest": l.digest,
+            "media_type": l.media_type,
+            "size": l.size,
+            "diff_id": l.diff_id,
+            "erofs": store.layer_path(&l.diff_id),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,94 @@
+//! Command-line interface: parsing and wiring; the work lives in the
+//! library modules.
+
+mod images;
+mod layer;
+mod load;
+mod plugin;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use msb::plugin::{Limits, Runtime};
+use msb::store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Load container image archives into a store of EROFS layers.
+#[derive(Parser)]
+#[command(name = "msb", version, about, propagate_version = true)]
+struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "MSB_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load images from an archive (file, directory, or stdin).
+    Load(load::Args),
+    /// List images.
+    Images(images::ListArgs),
+    /// Show one image: digests, platform, layers and their EROFS files.
+    Inspect(images::InspectArgs),
+    /// Manage and try decoder plugins.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
+    /// Convert one layer tar (file or stdin) to an EROFS image.
+    Layer(layer::Args),
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// For scripts.
+    Json,
+}
+
+/// Parses arguments and runs the command. Usage errors exit with 2 here.
+pub fn run() -> Result<()> {
+    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
+    let home = cli.home.map_or_else(default_home, Ok)?;
+    match cli.command {
+        Command::Load(args) => load::run(&home, args),
+        Command::Images(args) => images::list(&open_store(&home)?, args),
+        Command::Inspect(args) => images::inspect(&open_store(&home)?, args),
+        Command::Plugin(command) => plugin::run(&home, command),
+        Command::Layer(args) => layer::run(args),
+    }
+}
+
+fn default_home() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("neither --home, MSB_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".msb"))
+}
+
+fn open_store(home: &std::path::Path) -> Result<Store> {
+    Store::open(home).with_context(|| format!("store {}", home.display()))
+}
+
+/// The plugin runtime, with limits from `MSB_PLUGIN_MEMORY_MIB`,
+/// `MSB_PLUGIN_TIME_SECS`, `MSB_PLUGIN_READ_MIB`, and the compile cache in
+/// the store (or `MSB_PLUGIN_CACHE`).
+fn runtime(store: &Store) -> Result<Arc<Runtime>> {
+    let mut limits = Limits::default();
+    let env = |name: &str| -> Result<Option<u64>> {
+        std::env::var(name).ok().map(|v| v.parse::<u64>().with_context(|| format!("{name}={v:?} is not a number"))).transpose()
+    };
+    if let Some(mib) = env("MSB_PLUGIN_MEMORY_MIB")? {
+        limits.memory = usize::try_from(mib << 20).context("MSB_PLUGIN_MEMORY_MIB is too large")?;
+    }
+    if let Some(secs) = env("MSB_PLUGIN_TIME_SECS")? {
+        limits.time = Duration::from_secs(secs);
+    }
+    if let Some(mib) = env("MSB_PLUGIN_READ_MIB")? {
+        limits.read_bytes = mib << 20;
+    }
+    let cache = std::env::var_os("MSB_PLUGIN_CACHE").map(PathBuf::from).unwrap_or_else(|| store.plugin_cache_dir());
+    Runtime::new(Some(cache), limits).context("starting the plugin runtime")
+}

@@ -1,0 +1,130 @@
+//! Archive input: open a file, directory or stdin, strip an outer
+//! compression, and index the entries the decoders will see.
+//!
+//! A seekable uncompressed tar is used in place. Stdin and compressed files
+//! are spooled once, decompressed, into the store's `tmp/`.
+
+mod compression;
+mod dir;
+mod index;
+mod tar;
+
+pub use compression::{Compression, decompress, sniff};
+pub use index::{Entry, EntryKind};
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The most bytes one `read_at` returns.
+pub const MAX_READ: usize = 16 << 20;
+
+/// Errors reading an input archive.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Reading or spooling failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The input is not a tar archive or a directory.
+    #[error("not an image archive: {0}")]
+    NotAnArchive(String),
+    /// The tar is damaged or uses something unsupported.
+    #[error("{entry}: {reason}")]
+    BadEntry {
+        /// Path of the entry (or `tar header #n`).
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No entry at this path.
+    #[error("{0}: not in the archive")]
+    NoEntry(String),
+}
+
+/// An indexed archive: its entry table and reads by path.
+pub trait Archive: Send + Sync {
+    /// Every entry, in archive order.
+    fn entries(&self) -> &[Entry];
+    /// Up to `len` (at most [`MAX_READ`]) bytes of the file at `path` from
+    /// `offset`, links followed.
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, InputError>;
+    /// The whole file at `path` as a stream, links followed.
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>, InputError>;
+    /// Size of the file at `path`, links followed.
+    fn size(&self, path: &str) -> Result<u64, InputError>;
+}
+
+/// An opened input: the archive and, if one was made, its spool file.
+pub struct Input {
+    /// The indexed archive.
+    pub archive: std::sync::Arc<dyn Archive>,
+    /// The outer compression that was stripped.
+    pub compression: Option<Compression>,
+    _spool: Option<tempfile::TempPath>,
+}
+
+/// Where the archive comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file or directory.
+    Path(PathBuf),
+}
+
+impl Source {
+    /// How error messages name this input.
+    pub fn display_name(&self) -> String {
+        match self {
+            Source::Stdin => "stdin".to_string(),
+            Source::Path(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Opens `source`, spooling into `tmp_dir` when it must.
+pub fn open(source: &Source, tmp_dir: &Path) -> Result<Input, InputError> {
+    match source {
+        Source::Path(path) if path.is_dir() => {
+            Ok(Input { archive: std::sync::Arc::new(dir::DirArchive::open(path)?), compression: None, _spool: None })
+        }
+        Source::Path(path) => {
+            let mut file = File::open(path)?;
+            let mut head = [0u8; 512];
+            let n = read_full(&mut file, &mut head)?;
+            match sniff(&head[..n]) {
+                None => Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?)?), compression: None, _spool: None }),
+                Some(c) => spool(File::open(path)?, Some(c), tmp_dir),
+            }
+        }
+        Source::Stdin => {
+            let mut stdin = io::stdin().lock();
+            let mut head = [0u8; 512];
+            let n = read_full(&mut stdin, &mut head)?;
+            let compression = sniff(&head[..n]);
+            spool(io::Cursor::new(head[..n].to_vec()).chain(stdin), compression, tmp_dir)
+        }
+    }
+}
+
+/// Copies `reader` (decompressing it) into a file in `tmp_dir` and indexes it.
+fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path) -> Result<Input, InputError> {
+    let mut spool = tempfile::Builder::new().prefix("spool-").tempfile_in(tmp_dir)?;
+    io::copy(&mut decompress(reader, compression)?, spool.as_file_mut())?;
+    let (file, path) = spool.into_parts();
+    Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(file)?), compression, _spool: Some(path) })
+}
+
+/// Fills `buf` as far as the stream allows; returns how much was read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

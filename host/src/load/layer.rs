@@ -1,0 +1,90 @@
+//! Importing one layer in one pass over its bytes: hash the blob (and keep
+//! a copy), undo its compression (sniffed, not trusted), hash the tar, and
+//! write the EROFS image.
+
+use super::LoadError;
+use super::plan::LayerPlan;
+use super::source;
+use crate::digest::{Digest, HashingReader, TeeReader};
+use crate::input::{Archive, Compression, decompress, sniff};
+use crate::oci;
+use crate::plugin::Session;
+use crate::store::Staging;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// A layer as it ended up in the store.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Digest of the blob.
+    pub digest: Digest,
+    /// Media type (declared, or from the sniffed compression).
+    pub media_type: String,
+    /// Size of the blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+/// Imports `layer`, or finds it already in the store.
+pub(crate) fn import(staging: &Staging, archive: &dyn Archive, session: Option<&mut Session>, layer: &LayerPlan) -> Result<Imported, LoadError> {
+    let store = staging.store();
+    if let Some(digest) = &layer.digest {
+        let blob = store.blob_path(digest);
+        if let (Ok(meta), true) = (blob.metadata(), store.layer_path(&layer.diff_id).is_file()) {
+            let media_type = layer.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_LAYER.to_string());
+            return Ok(Imported { digest: digest.clone(), media_type, size: meta.len(), diff_id: layer.diff_id.clone() });
+        }
+    }
+    let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
+    let failure = Arc::new(Mutex::new(None));
+    let reader = FailureSlot { inner: source::open(archive, session, &layer.source)?, slot: failure.clone() };
+    // A failure of the source (a plugin stream, a truncated archive) is
+    // reported as itself, not as whatever the layer parser made of it.
+    let source_failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).take().map(io_err);
+    let blob_file = staging.temp_file()?;
+    let mut erofs_file = staging.temp_file()?;
+
+    let blob = HashingReader::new(TeeReader::new(reader, BufWriter::with_capacity(1 << 20, blob_file.as_file())));
+    let mut blob = BufReader::with_capacity(1 << 18, blob);
+    let compression = sniff(blob.fill_buf().map_err(io_err)?);
+    let mut tar = HashingReader::new(decompress(&mut blob, compression).map_err(io_err)?);
+    msb_erofs::write_layer(&mut tar, erofs_file.as_file_mut(), &msb_erofs::Options::default())
+        .map_err(|source| source_failed().unwrap_or(LoadError::Layer { what: layer.what.clone(), source }))?;
+    let (diff_id, _) = tar.finish().map_err(io_err)?;
+    io::copy(&mut blob, &mut io::sink()).map_err(io_err)?;
+    let (digest, size, tee) = blob.into_inner().into_parts();
+    tee.into_writer().flush().map_err(io_err)?;
+
+    let media_type = layer.media_type.clone().unwrap_or_else(|| media_type_of(compression).to_string());
+    let imported = Imported { digest, media_type, size, diff_id };
+    layer.verify(&imported)?;
+    staging.add_blob_file(blob_file, &imported.digest)?;
+    staging.add_layer_file(erofs_file, &imported.diff_id)?;
+    Ok(imported)
+}
+
+/// Keeps the first read error of the source for the importer, handing the
+/// parser a stand-in.
+struct FailureSlot<R> {
+    inner: R,
+    slot: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for FailureSlot<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let stand_in = io::Error::new(e.kind(), e.to_string());
+            self.slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            stand_in
+        })
+    }
+}
+
+fn media_type_of(compression: Option<Compression>) -> &'static str {
+    match compression {
+        Some(Compression::Gzip) => oci::MEDIA_TYPE_LAYER_GZIP,
+        Some(Compression::Zstd) => oci::MEDIA_TYPE_LAYER_ZSTD,
+        _ => oci::MEDIA_TYPE_LAYER,
+    }
+}

@@ -1,0 +1,24 @@
+//! The plugin runtime: decoders are WebAssembly components run by wasmtime
+//! in a sandbox (no files, network, clock or randomness; bounded memory,
+//! time and reads).
+//!
+//! - [`runtime`]: the engine, the compile cache and contract version checks.
+//! - [`sandbox`]: the per-call store and what the host gives a plugin.
+//! - [`registry`]: which plugins exist (built in, installed, from a path).
+
+pub mod registry;
+pub mod runtime;
+pub mod sandbox;
+
+/// Generated host bindings of the `msb:format` contract.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        world: "decoder",
+        path: "../wit/v0.1.0",
+        with: { "msb:format/types.archive": super::sandbox::ArchiveHandle },
+    });
+}
+
+pub use registry::Registry;
+pub use runtime::{Limits, Plugin, PluginError, Runtime};
+pub use sandbox::Session;

@@ -1,0 +1,228 @@
+//! The wasmtime engine shared by every plugin, the compile cache, and
+//! loading a component into a ready-to-instantiate [`Plugin`].
+
+use super::bindings::{DecoderPre, msb::format::types::Info};
+use super::sandbox::{HostState, Session};
+use crate::digest::Digest;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+/// The contract version this host implements.
+pub const CONTRACT: (u64, u64, u64) = (0, 1, 0);
+
+/// How often the epoch ticks; time limits are counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Resource limits for each plugin call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most linear memory a plugin may hold.
+    pub memory: usize,
+    /// Longest one call may run.
+    pub time: Duration,
+    /// Most archive bytes a plugin may read in one session.
+    pub read_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory: 256 << 20, time: Duration::from_secs(30), read_bytes: 1 << 30 }
+    }
+}
+
+/// What went wrong with a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component could not be compiled or linked.
+    #[error("plugin {name}: {message}")]
+    Load {
+        /// The plugin's name or path.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The plugin was built for an incompatible contract version.
+    #[error("plugin {name} was built for msb:format@{found}; this msb implements msb:format@{}.{}.{}", CONTRACT.0, CONTRACT.1, CONTRACT.2)]
+    Version {
+        /// The plugin's name or path.
+        name: String,
+        /// The version it imports.
+        found: String,
+    },
+    /// A call trapped, ran out of time or memory, or read too much.
+    #[error("plugin {name} {what}")]
+    Call {
+        /// The plugin's name.
+        name: String,
+        /// What happened, e.g. `ran out of time (30 s)`.
+        what: String,
+    },
+}
+
+/// The engine and linker every plugin shares.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    limits: Limits,
+}
+
+impl Runtime {
+    /// A runtime whose compiled components are cached in `cache_dir` (keyed
+    /// by the component's digest and the engine's compatibility hash, which
+    /// covers the wasmtime version and settings).
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> anyhow::Result<Arc<Runtime>> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true).max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+        start_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::bindings::Decoder::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits }))
+    }
+
+    /// The limits each call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) the component `bytes`, checks its
+    /// contract version, and asks it who it is. `origin` names it in errors.
+    pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let load_err = |e: wasmtime::Error| PluginError::Load { name: origin.to_string(), message: format!("{e:#}") };
+        check_version(origin, bytes)?;
+        let component = self.compile(bytes).map_err(load_err)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(load_err)?;
+        let pre = DecoderPre::new(pre).map_err(load_err)?;
+        let mut plugin = Plugin {
+            runtime: self.clone(),
+            pre,
+            info: Info { name: origin.to_string(), version: String::new(), formats: vec![], description: String::new() },
+            origin: origin.to_string(),
+        };
+        plugin.info = plugin.session(None)?.info()?;
+        Ok(plugin)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else { return Component::new(&self.engine, bytes) };
+        let path = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
+        if path.is_file() {
+            // SAFETY: the file was written by `Component::serialize` of this
+            // same wasmtime build and engine settings (both are in the key),
+            // atomically (rename), in a directory only msb writes.
+            if let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                return Ok(component);
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        // The cache is an optimization: failing to write it is not an error.
+        let _ = write_cache(dir, &path, &component);
+        Ok(component)
+    }
+
+    fn cache_key(&self, bytes: &[u8]) -> String {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_hash = h.finish();
+        let digest = Digest::of(bytes);
+        format!("{}-{engine_hash:016x}", &digest.hex()[..32])
+    }
+}
+
+fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
+/// Refuses a component that imports an incompatible `msb:format` version,
+/// before spending time compiling it.
+fn check_version(origin: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    let found = contract_version(bytes).ok_or_else(|| PluginError::Load {
+        name: origin.to_string(),
+        message: "is not an msb decoder component (it imports no msb:format interface)".to_string(),
+    })?;
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut it = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
+        Some((it.next()??, it.next()??, it.next()??))
+    };
+    let compatible = match parse(&found) {
+        // Semver: 0.x minors are incompatible with each other; a plugin built
+        // for an older compatible minor keeps loading.
+        Some((0, minor, _)) => CONTRACT.0 == 0 && minor == CONTRACT.1,
+        Some((major, minor, _)) => major == CONTRACT.0 && minor <= CONTRACT.1,
+        None => false,
+    };
+    if compatible { Ok(()) } else { Err(PluginError::Version { name: origin.to_string(), found }) }
+}
+
+/// The version in the component's `msb:format/…@X` import names.
+fn contract_version(bytes: &[u8]) -> Option<String> {
+    let needle = b"msb:format/";
+    let at = bytes.windows(needle.len()).position(|w| w == needle)?;
+    let rest = &bytes[at..bytes.len().min(at + 128)];
+    let at_sign = rest.iter().position(|&b| b == b'@')?;
+    let version: Vec<u8> =
+        rest[at_sign + 1..].iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+')).copied().collect();
+    String::from_utf8(version).ok().filter(|v| !v.is_empty())
+}
+
+/// A thread that ticks the engine's epoch, driving every time limit; it
+/// ends when the engine is dropped.
+fn start_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = engine.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(TICK);
+        }
+    });
+}
+
+/// Epoch ticks in `time`.
+pub(crate) fn ticks(time: Duration) -> u64 {
+    (time.as_millis() / TICK.as_millis()).max(1) as u64
+}
+
+/// A compiled, linked decoder, ready to run.
+pub struct Plugin {
+    runtime: Arc<Runtime>,
+    pre: DecoderPre<HostState>,
+    info: Info,
+    origin: String,
+}
+
+impl Plugin {
+    /// What the plugin says of itself.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// Where it came from: `built-in` or a file path.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub(crate) fn set_origin(&mut self, origin: &str) {
+        self.origin = origin.to_string();
+    }
+
+    /// A fresh sandbox for a sequence of calls on `archive`.
+    pub fn session(&self, archive: Option<Arc<dyn crate::input::Archive>>) -> Result<Session, PluginError> {
+        Session::new(&self.runtime, &self.pre, &self.info.name, archive)
+    }
+}

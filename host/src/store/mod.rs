@@ -1,0 +1,227 @@
+//! The image store at `$MSB_HOME` (see `docs/STORE.md`, the contract):
+//!
+//! ```text
+//! msb-store.json          format version
+//! lock                    flock: held while a change is committed
+//! oci/                    an OCI image layout: oci-layout, index.json, blobs/sha256/
+//! layers/<diff_id>.erofs  one EROFS image per layer
+//! plugins/                installed decoders; plugins/cache/ compiled ones
+//! tmp/                    staging; a load's files are renamed out of here
+//! ```
+
+mod index;
+mod stage;
+mod view;
+
+pub use index::{IndexEntry, Platform};
+pub use stage::Staging;
+pub use view::{ImageView, LayerView};
+
+use crate::digest::Digest;
+use crate::reference::Reference;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The store format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system trouble, with the path concerned.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A store file is not what this build understands.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No image matches.
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// More than one image matches an ID prefix.
+    #[error("{0} matches more than one image; give more digits")]
+    Ambiguous(String),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it if needed.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let store = Store { root: root.to_path_buf() };
+        for dir in [store.blobs_dir(), store.layers_dir(), store.tmp_dir(), store.plugins_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        store.check_version()?;
+        let layout = store.oci_dir().join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&store.tmp_dir(), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !store.index_path().exists() {
+            index::write(&store, &[])?;
+        }
+        Ok(store)
+    }
+
+    fn check_version(&self) -> Result<(), StoreError> {
+        let path = self.root.join("msb-store.json");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+                let version = v.get("version").and_then(|v| v.as_u64());
+                if version != Some(FORMAT_VERSION as u64) {
+                    return Err(StoreError::Corrupt {
+                        path,
+                        reason: format!("store format version {version:?}; this msb reads version {FORMAT_VERSION}"),
+                    });
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                write_atomic(&self.tmp_dir(), &path, format!("{{\"version\":{FORMAT_VERSION}}}\n").as_bytes())
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// `$MSB_HOME`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The OCI image layout.
+    pub fn oci_dir(&self) -> PathBuf {
+        self.root.join("oci")
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.oci_dir().join("blobs").join("sha256")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.oci_dir().join("index.json")
+    }
+
+    fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// Staging area; same file system as everything else, so renames are atomic.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Installed plugins.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.root.join("plugins")
+    }
+
+    /// Compiled plugins.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugins_dir().join("cache")
+    }
+
+    /// Where the blob `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Where the EROFS image of the layer with `diff_id` lives.
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir().join(format!("{}.erofs", diff_id.hex()))
+    }
+
+    /// The blob `digest`, refusing more than `max` bytes, verified.
+    pub fn read_blob(&self, digest: &Digest, max: u64) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut bytes = Vec::new();
+        file.take(max + 1).read_to_end(&mut bytes).map_err(io_err(&path))?;
+        if bytes.len() as u64 > max {
+            return Err(StoreError::Corrupt { path, reason: format!("larger than {max} bytes") });
+        }
+        if Digest::of(&bytes) != *digest {
+            return Err(StoreError::Corrupt { path, reason: "content does not match its digest".into() });
+        }
+        Ok(bytes)
+    }
+
+    /// Every entry of `oci/index.json`.
+    pub fn entries(&self) -> Result<Vec<IndexEntry>, StoreError> {
+        index::read(self)
+    }
+
+    /// The entry `name` means: a ref (short or full), `sha256:<config
+    /// digest>`, or a unique prefix of a config digest's hex (like docker
+    /// image IDs).
+    pub fn resolve(&self, name: &str) -> Result<ImageView, StoreError> {
+        let entries = self.entries()?;
+        if let Ok(reference) = name.parse::<Reference>() {
+            let full = reference.to_string();
+            if let Some(entry) = entries.iter().find(|e| e.reference.as_ref().is_some_and(|r| r.to_string() == full)) {
+                return ImageView::load(self, entry);
+            }
+        }
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NoSuchImage(name.to_string()));
+        }
+        let mut found: Option<ImageView> = None;
+        for entry in &entries {
+            let view = ImageView::load(self, entry)?;
+            if view.config_digest.hex().starts_with(&prefix.to_ascii_lowercase()) {
+                match &found {
+                    Some(f) if f.config_digest != view.config_digest => return Err(StoreError::Ambiguous(name.to_string())),
+                    Some(_) => {}
+                    None => found = Some(view),
+                }
+            }
+        }
+        found.ok_or_else(|| StoreError::NoSuchImage(name.to_string()))
+    }
+
+    /// Takes the store lock; released when the guard drops.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        let path = self.root.join("lock");
+        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        file.lock().map_err(io_err(&path))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// A staging area for a change that [`Staging::commit`] makes visible.
+    pub fn stage(&self) -> Result<Staging<'_>, StoreError> {
+        Staging::new(self)
+    }
+}
+
+/// The held store lock.
+pub struct StoreLock {
+    _file: File,
+}
+
+/// Writes `bytes` to `path` via a synced temp file in `tmp` and a rename.
+pub(crate) fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(io_err(tmp))?;
+    file.write_all(bytes).and_then(|_| file.as_file().sync_data()).map_err(io_err(path))?;
+    file.persist(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}

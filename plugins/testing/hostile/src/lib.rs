@@ -1,0 +1,56 @@
+//! A decoder that misbehaves on purpose, to test the sandbox. The archive's
+//! first entry name says how: `spin` loops forever, `hog` allocates without
+//! end, `panic` panics, `slurp` reads the archive over and over, `lie` gives
+//! a config whose declared digest is wrong, `escape` points the config
+//! outside the archive. Anything else: an honest "not this format".
+
+use msb_plugin_sdk::oci::MEDIA_TYPE_OCI_CONFIG;
+use msb_plugin_sdk::{ArchiveRead, Blob, DecodeError, Decoder, Image, Info, Source, entry_blob, export_decoder, info};
+
+struct Hostile;
+
+impl Decoder for Hostile {
+    fn info() -> Info {
+        info!("hostile", "misbehaves on purpose (tests only)", ["none"])
+    }
+
+    fn detect(_: &dyn ArchiveRead) -> u8 {
+        0
+    }
+
+    fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError> {
+        let first = archive.entries().first().map(|e| e.path.clone()).unwrap_or_default();
+        match first.as_str() {
+            "spin" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("hostile decoder panics on purpose"),
+            "slurp" => loop {
+                archive.read(&first, 0, u32::MAX).map_err(|e| DecodeError::host(&first, e))?;
+            },
+            "lie" => Ok(vec![image(Blob {
+                media_type: None,
+                digest: Some(format!("sha256:{}", "0".repeat(64))),
+                source: Source::Bytes(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec()),
+            })]),
+            "escape" => Ok(vec![image(entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "../../../../etc/passwd"))]),
+            _ => Err(DecodeError::not_this_format("hostile decodes nothing")),
+        }
+    }
+}
+
+fn image(config: Blob) -> Image {
+    Image { refs: vec!["hostile:latest".into()], platform: None, indexes: vec![], manifest: None, config, layers: vec![] }
+}
+
+export_decoder!(Hostile);

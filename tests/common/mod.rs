@@ -1,0 +1,188 @@
+//! Shared helpers of the end-to-end tests: run the real `msb` binary
+//! against a throwaway store, build fixtures with real tools once per test
+//! binary, and check EROFS images with erofs-utils.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// A scratch directory under the target dir, removed on drop.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("msb-test-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("create scratch dir")
+}
+
+/// Panics with an install hint when a tool the tests rely on is missing.
+pub fn require(tool: &str) {
+    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    assert!(found, "{tool} is not installed; run the README's test command, which installs it");
+}
+
+/// The `msb` binary with a store of its own.
+pub struct Msb {
+    home: tempfile::TempDir,
+}
+
+impl Msb {
+    pub fn new() -> Msb {
+        Msb { home: scratch() }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `msb ARGS` with `MSB_HOME` set and the shared plugin compile cache.
+    pub fn cmd<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_msb"));
+        cmd.args(args)
+            .env("MSB_HOME", self.home.path())
+            .env("MSB_PLUGIN_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `msb ARGS`, asserting success; returns (stdout, stderr).
+    pub fn ok<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> (String, String) {
+        let out = self.cmd(args).output().expect("run msb");
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "msb failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        (stdout, stderr)
+    }
+
+    /// Runs `msb ARGS`, asserting it fails with exit code 1 and a single
+    /// `error:` line; returns that line.
+    pub fn fails<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> String {
+        let out = self.cmd(args).output().expect("run msb");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "expected failure, got {}:\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+        assert!(lines[0].starts_with("error: "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        lines[0].to_string()
+    }
+
+    /// `msb inspect --format json REF`.
+    pub fn inspect(&self, reference: &str) -> serde_json::Value {
+        let (stdout, _) = self.ok(["inspect", "--format", "json", reference]);
+        serde_json::from_str(&stdout).expect("inspect prints JSON")
+    }
+
+    /// Every file under the store, with its size: a snapshot to compare.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, u64> {
+        let mut files = BTreeMap::new();
+        walk(self.home.path(), self.home.path(), &mut files);
+        files
+    }
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, u64>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+        if rel.starts_with("plugins/cache") {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        if meta.is_dir() {
+            walk(root, &path, files);
+        } else {
+            files.insert(rel, meta.len());
+        }
+    }
+}
+
+pub fn texts(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs a command, asserting success; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// The OCI fixtures of `tests/fixtures/make-oci.sh`, built once per test binary.
+pub fn oci_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        for tool in ["umoci", "skopeo", "python3"] {
+            require(tool);
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oci-fixtures-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make-oci.sh");
+        run(Command::new("bash").arg(script).arg(&dir));
+        dir
+    })
+}
+
+/// `skopeo inspect --raw` / `--config` output of an image, as JSON.
+pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
+    require("skopeo");
+    let out = run(Command::new("skopeo").arg("inspect").args(args));
+    serde_json::from_str(&out).expect("skopeo prints JSON")
+}
+
+/// Checks `image` with `fsck.erofs`, then compares its tree (a kernel
+/// mount, or `fsck.erofs --extract` where mounting is not permitted) with
+/// the layer tar `layer` (compressed or not) entry by entry.
+pub fn check_erofs_against_tar(image: &Path, layer: &Path) {
+    require("fsck.erofs");
+    run(Command::new("fsck.erofs").arg(image));
+    let dir = scratch();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    let mount = Mount::erofs(image, &tree);
+    if mount.is_none() {
+        eprintln!("note: cannot mount EROFS here; comparing an fsck.erofs --extract instead");
+        std::fs::remove_dir(&tree).expect("rmdir");
+        run(Command::new("fsck.erofs").arg(format!("--extract={}", tree.display())).arg(image));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/compare_tree.py");
+    let out = Command::new("python3").arg(script).arg(layer).arg(&tree).output().expect("run compare_tree.py");
+    drop(mount);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{} differs from {}:\n{stdout}{stderr}", image.display(), layer.display());
+}
+
+/// A read-only mount, unmounted on drop.
+pub struct Mount {
+    target: PathBuf,
+}
+
+impl Mount {
+    /// `mount -t erofs -o loop,ro IMAGE TARGET`, or `None` if not permitted.
+    pub fn erofs(image: &Path, target: &Path) -> Option<Mount> {
+        let ok = Command::new("mount")
+            .args(["-t", "erofs", "-o", "loop,ro"])
+            .arg(image)
+            .arg(target)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount { target: target.to_path_buf() })
+    }
+
+    /// An overlay of `lower` dirs (top first), read-only.
+    pub fn overlay(lower: &[&Path], target: &Path) -> Option<Mount> {
+        let dirs: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
+        let ok = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &format!("ro,lowerdir={}", dirs.join(":"))])
+            .arg(target)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount { target: target.to_path_buf() })
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.target).status();
+    }
+}

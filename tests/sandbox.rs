@@ -1,0 +1,144 @@
+//! Hostile input and hostile plugins: one clear error line, exit 1, no
+//! panic, no hang, and the store exactly as it was.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The test-only misbehaving decoder (plugins/testing/hostile).
+fn hostile_wasm() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/release/hostile.wasm");
+    assert!(path.is_file(), "{} is built by host/build.rs", path.display());
+    path
+}
+
+/// A tar whose first entry is `name` (the hostile decoder's instruction).
+fn tar_starting_with(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join(format!("src-{name}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join(name), vec![7u8; 100_000]).unwrap();
+    let tar = dir.join(format!("{name}.tar"));
+    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).arg(name));
+    tar
+}
+
+/// Loads `archive` with `msb` and the given env, expecting one error line
+/// that contains `expect`, and the store unchanged.
+fn fails_cleanly(msb: &Msb, args: &[&str], env: &[(&str, &str)], expect: &str) -> String {
+    let before = msb.snapshot();
+    let mut cmd = msb.cmd(args);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains(expect), "wanted {expect:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(msb.snapshot(), before, "the store changed");
+    stderr
+}
+
+#[test]
+fn hostile_plugins_are_contained() {
+    let dir = scratch();
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let plugin = hostile_wasm();
+    let plugin = plugin.to_str().unwrap();
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        ("spin", &[("MSB_PLUGIN_TIME_SECS", "1")], "plugin hostile ran out of time (limit 1 s)"),
+        ("hog", &[("MSB_PLUGIN_MEMORY_MIB", "64")], "plugin hostile ran out of memory (limit 64 MiB)"),
+        ("panic", &[], "plugin hostile crashed"),
+        ("slurp", &[("MSB_PLUGIN_READ_MIB", "1")], "plugin hostile read more than"),
+        ("lie", &[], "content has digest"),
+        ("escape", &[], "points outside the archive"),
+        ("honest", &[], "hostile decodes nothing (decoder hostile)"),
+    ];
+    for (name, env, expect) in cases {
+        let tar = tar_starting_with(dir.path(), name);
+        let error = fails_cleanly(&msb, &["load", "--plugin", plugin, "-i", tar.to_str().unwrap()], env, expect);
+        assert!(error.contains(&tar.display().to_string()), "names the input: {error}");
+    }
+}
+
+#[test]
+fn the_oci_decoder_runs_inside_the_sandbox() {
+    // There is no native OCI decoder to fall back on: starve the plugin of
+    // memory and the load fails in wasmtime's limiter.
+    let fx = oci_fixtures();
+    let msb = Msb::new();
+    let archive = fx.join("oci-archive.tar");
+    fails_cleanly(
+        &msb,
+        &["load", "-i", archive.to_str().unwrap(), "--plugin", "oci-layout"],
+        &[("MSB_PLUGIN_MEMORY_MIB", "1")],
+        "plugin oci-layout ran out of memory",
+    );
+}
+
+#[test]
+fn corrupt_archives_leave_the_store_unchanged() {
+    let fx = oci_fixtures();
+    let msb = Msb::new();
+    msb.ok(["load", "-q", "-i", fx.join("plain").to_str().unwrap()]);
+
+    // A layer whose bytes do not match its digest.
+    let dir = scratch();
+    let copy = dir.path().join("oci-dir");
+    run(Command::new("cp").arg("-a").arg(fx.join("oci-dir")).arg(&copy));
+    let manifest = skopeo_json(&["--raw", &format!("oci:{}", copy.display())]);
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = copy.join("blobs/sha256").join(&layer);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let error = fails_cleanly(&msb, &["load", "-i", copy.to_str().unwrap()], &[], &layer);
+    assert!(error.contains("digest") || error.contains("gzip") || error.contains("corrupt"), "{error}");
+
+    // A manifest that names a blob the archive lacks.
+    std::fs::remove_file(&blob).unwrap();
+    fails_cleanly(&msb, &["load", "-i", copy.to_str().unwrap()], &[], &format!("blobs/sha256/{layer}: blob referenced by"));
+}
+
+#[test]
+fn things_that_are_not_image_archives() {
+    let dir = scratch();
+    let msb = Msb::new();
+    let empty = dir.path().join("empty.tar");
+    std::fs::write(&empty, b"").unwrap();
+    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not an image archive: it looks like an empty file");
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
+    fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "it looks like a text file");
+
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&rootfs).arg("etc"));
+    fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "root file system tar");
+    let error = fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "tried oci-layout");
+    assert!(error.contains("not a recognized image archive"), "{error}");
+
+    let missing = dir.path().join("nope.tar");
+    fails_cleanly(&msb, &["load", "-i", missing.to_str().unwrap()], &[], "nope.tar");
+    fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap(), "--plugin", "nosuch"], &[], "no decoder named \"nosuch\"");
+}
+
+#[test]
+fn plugin_commands_show_the_built_in_decoders() {
+    let fx = oci_fixtures();
+    let msb = Msb::new();
+    let (stdout, _) = msb.ok(["plugin", "ls", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let oci = list.as_array().unwrap().iter().find(|p| p["name"] == "oci-layout").expect("oci-layout is built in");
+    assert_eq!(oci["origin"], "built-in");
+    assert_eq!(oci["formats"][0], "oci-layout");
+    let (stdout, _) = msb.ok(["plugin", "detect", fx.join("oci-archive.tar").to_str().unwrap()]);
+    let first = stdout.lines().next().unwrap();
+    assert_eq!(first.split_whitespace().collect::<Vec<_>>(), ["oci-layout", "90"], "{stdout}");
+}

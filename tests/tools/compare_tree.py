@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Compare an extracted layer tree with the layer tar it came from.
+
+usage: compare_tree.py LAYER_TAR EXTRACTED_DIR
+
+The tar is read the way a container runtime applies a layer to an empty
+directory: later entries replace earlier ones, `.wh.NAME` becomes a whiteout
+(a character device 0/0 named NAME) and `.wh..wh..opq` marks its directory
+opaque (xattr trusted.overlay.opaque=y, checked when the file system keeps it).
+Every path is compared for type, permissions, owner, content, link target and
+device numbers; hardlinks must share an inode. Prints the differences; exits 1
+if there are any.
+"""
+import hashlib
+import os
+import stat
+import sys
+import tarfile
+
+def norm(name):
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+def expected(tar_path):
+    want = {}  # path -> dict
+    links = []  # (path, target)
+    with tarfile.open(tar_path, "r:*") as tar:
+        for m in tar:
+            path = norm(m.name)
+            base = os.path.basename(path)
+            parent = os.path.dirname(path)
+            if base == ".wh..wh..opq":
+                want.setdefault(parent, {"type": "dir", "mode": 0o755, "uid": 0, "gid": 0})["opaque"] = True
+                continue
+            if base.startswith(".wh."):
+                target = (parent + "/" if parent else "") + base[4:]
+                want[target] = {"type": "chr", "rdev": (0, 0)}
+                continue
+            if path == "":
+                continue
+            e = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid}
+            if m.isdir():
+                e["type"] = "dir"
+                old = want.get(path)
+                if old and old.get("opaque"):
+                    e["opaque"] = True
+            elif m.issym():
+                e["type"] = "sym"; e["target"] = m.linkname
+            elif m.islnk():
+                src = want[norm(m.linkname)]
+                e = dict(src); links.append((path, norm(m.linkname)))
+            elif m.ischr() or m.isblk():
+                e["type"] = "chr" if m.ischr() else "blk"; e["rdev"] = (m.devmajor, m.devminor)
+            elif m.isfifo():
+                e["type"] = "fifo"
+            else:
+                e["type"] = "file"
+                e["sha"] = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+                e["size"] = m.size
+            want[path] = e
+            for d in parent.split("/") if parent else []:
+                pass
+    return want, links
+
+def actual(root, path):
+    full = os.path.join(root, path)
+    st = os.lstat(full)
+    e = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "ino": st.st_ino}
+    if stat.S_ISDIR(st.st_mode):
+        e["type"] = "dir"
+    elif stat.S_ISLNK(st.st_mode):
+        e["type"] = "sym"; e["target"] = os.readlink(full)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        e["type"] = "chr" if stat.S_ISCHR(st.st_mode) else "blk"
+        e["rdev"] = (os.major(st.st_rdev), os.minor(st.st_rdev))
+    elif stat.S_ISFIFO(st.st_mode):
+        e["type"] = "fifo"
+    else:
+        e["type"] = "file"; e["size"] = st.st_size
+        with open(full, "rb") as f:
+            e["sha"] = hashlib.sha256(f.read()).hexdigest()
+    return e
+
+def main():
+    tar_path, root = sys.argv[1], sys.argv[2]
+    want, links = expected(tar_path)
+    problems = []
+    for path, w in sorted(want.items()):
+        try:
+            a = actual(root, path)
+        except FileNotFoundError:
+            problems.append(f"{path}: missing"); continue
+        for key in ("type", "target", "rdev", "sha", "size"):
+            if key in w and w.get(key) != a.get(key):
+                problems.append(f"{path}: {key} {a.get(key)!r}, tar says {w.get(key)!r}")
+        if w["type"] not in ("chr",) or w.get("rdev") != (0, 0):
+            for key in ("mode", "uid", "gid"):
+                if key in w and w[key] != a[key] and w["type"] != "sym":
+                    problems.append(f"{path}: {key} {a[key]:o}, tar says {w[key]:o}")
+    for path, target in links:
+        if os.lstat(os.path.join(root, path)).st_ino != os.lstat(os.path.join(root, target)).st_ino:
+            problems.append(f"{path}: not a hardlink of {target}")
+    present = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            present.add(os.path.relpath(os.path.join(dirpath, n), root))
+    implied = {os.path.dirname(p) for p in want}
+    for p in sorted(present - set(want)):
+        if p not in implied and not any(w.startswith(p + "/") for w in want):
+            problems.append(f"{p}: extracted but not in the tar")
+    for p in problems:
+        print(p)
+    sys.exit(1 if problems else 0)
+
+main()
