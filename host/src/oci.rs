@@ -14,6 +14,12 @@ pub const MEDIA_TYPE_DOCKER_LIST: &str = "application/vnd.docker.distribution.ma
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Docker schema 2 manifest.
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker image config.
+pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Uncompressed docker layer.
+pub const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Gzip docker layer.
+pub const MEDIA_TYPE_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// OCI image config.
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Uncompressed OCI layer.
@@ -22,6 +28,43 @@ pub const MEDIA_TYPE_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Zstd OCI layer.
 pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// The media types of a manifest an archive lacks: docker schema 2 for a
+/// docker config, OCI otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `application/vnd.oci.*`
+    Oci,
+    /// `application/vnd.docker.*`
+    Docker,
+}
+
+impl Flavor {
+    /// The flavor matching a config's media type.
+    pub fn of_config(media_type: &str) -> Flavor {
+        if media_type == MEDIA_TYPE_DOCKER_CONFIG { Flavor::Docker } else { Flavor::Oci }
+    }
+
+    /// Manifest media type.
+    pub fn manifest(self) -> &'static str {
+        match self {
+            Flavor::Oci => MEDIA_TYPE_MANIFEST,
+            Flavor::Docker => MEDIA_TYPE_DOCKER_MANIFEST,
+        }
+    }
+
+    /// Layer media type for a layer with this (sniffed) compression.
+    pub fn layer(self, compression: Option<crate::input::Compression>) -> &'static str {
+        use crate::input::Compression;
+        match (self, compression) {
+            (Flavor::Docker, Some(Compression::Gzip)) => MEDIA_TYPE_DOCKER_LAYER_GZIP,
+            (Flavor::Docker, None) => MEDIA_TYPE_DOCKER_LAYER,
+            (_, Some(Compression::Gzip)) => MEDIA_TYPE_LAYER_GZIP,
+            (_, Some(Compression::Zstd)) => MEDIA_TYPE_LAYER_ZSTD,
+            _ => MEDIA_TYPE_LAYER,
+        }
+    }
+}
 
 /// Whether `media_type` is an image index or manifest list.
 pub fn is_index(media_type: &str) -> bool {

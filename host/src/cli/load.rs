@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use msb::input::Source;
 use msb::load::{LoadOptions, LoadedImage, load};
 use msb::oci;
+use msb::reference::Reference;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,12 @@ pub struct Args {
     /// Load every platform of a multi-platform index.
     #[arg(long)]
     all_platforms: bool,
+    /// Rename an image on the way in (repeatable): `-r centos:7=hello`.
+    #[arg(short = 'r', long = "rename", value_name = "SRC=DST", value_parser = parse_rename)]
+    renames: Vec<(Reference, Reference)>,
+    /// Name the archive's only image REF instead of the names it carries.
+    #[arg(short, long, value_name = "REF")]
+    tag: Option<Reference>,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -48,7 +55,14 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     };
     let store = open_store(home)?;
     let runtime = runtime(&store)?;
-    let options = LoadOptions { source: source.clone(), plugin: args.plugin, platform, all_platforms: args.all_platforms };
+    let options = LoadOptions {
+        source: source.clone(),
+        plugin: args.plugin,
+        platform,
+        all_platforms: args.all_platforms,
+        renames: args.renames,
+        tag: args.tag,
+    };
     let loaded = load(&store, &runtime, &options).with_context(|| source.display_name())?;
 
     if args.format == Format::Json {
@@ -59,7 +73,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         if loaded.is_empty() {
             eprintln!("The archive holds no images; nothing was loaded.");
         }
+        let host = oci::host_platform();
         for image in &loaded {
+            if !oci::platform_matches(&image.platform, &host) && !args.all_platforms && args.platform.is_none() {
+                eprintln!("note: the image is for {}; this machine is {host}", image.platform);
+            }
             if image.refs.is_empty() {
                 eprintln!("✓ Loaded {}", image.config_digest);
             }
@@ -69,6 +87,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_rename(s: &str) -> Result<(Reference, Reference), String> {
+    let (from, to) = s.split_once('=').ok_or("expected SRC=DST")?;
+    Ok((from.parse().map_err(|e| format!("{e}"))?, to.parse().map_err(|e| format!("{e}"))?))
 }
 
 fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Value {

@@ -56,7 +56,10 @@ impl Index {
     /// The regular file `path` names, following symlinks (relative to the
     /// link's directory) and hardlinks, never leaving the archive.
     pub(crate) fn resolve(&self, path: &str) -> Result<&Entry, InputError> {
-        let mut current = normalize(path).ok_or_else(|| InputError::NoEntry(path.to_string()))?;
+        let mut current = normalize(path).ok_or_else(|| InputError::BadEntry {
+            entry: path.to_string(),
+            reason: "points outside the archive".to_string(),
+        })?;
         for _ in 0..MAX_LINK_HOPS {
             let entry = self
                 .by_path

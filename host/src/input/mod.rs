@@ -23,7 +23,7 @@ pub const MAX_READ: usize = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// Reading or spooling failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The input is not a tar archive or a directory.
     #[error("not an image archive: {0}")]
@@ -113,6 +113,16 @@ fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path) ->
     io::copy(&mut decompress(reader, compression)?, spool.as_file_mut())?;
     let (file, path) = spool.into_parts();
     Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(file)?), compression, _spool: Some(path) })
+}
+
+/// The sha256 of the file at `path`; with `uncompressed`, of its content
+/// after undoing gzip or zstd (sniffed).
+pub fn digest_entry(archive: &dyn Archive, path: &str, uncompressed: bool) -> Result<crate::digest::Digest, InputError> {
+    use std::io::BufRead;
+    let mut reader = io::BufReader::with_capacity(1 << 16, archive.open(path)?);
+    let compression = if uncompressed { sniff(reader.fill_buf()?) } else { None };
+    let (digest, _) = crate::digest::HashingReader::new(decompress(reader, compression)?).finish()?;
+    Ok(digest)
 }
 
 /// Fills `buf` as far as the stream allows; returns how much was read.

@@ -66,20 +66,20 @@ pub enum LoadError {
         reason: String,
     },
     /// A layer tar could not be converted.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Layer {
         /// The layer.
         what: String,
         /// The writer's error.
-        source: msb_erofs::Error,
+        error: msb_erofs::Error,
     },
     /// Reading or writing failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was read or written.
         what: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

@@ -7,7 +7,6 @@ use super::plan::LayerPlan;
 use super::source;
 use crate::digest::{Digest, HashingReader, TeeReader};
 use crate::input::{Archive, Compression, decompress, sniff};
-use crate::oci;
 use crate::plugin::Session;
 use crate::store::Staging;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -32,7 +31,7 @@ pub(crate) fn import(staging: &Staging, archive: &dyn Archive, session: Option<&
     if let Some(digest) = &layer.digest {
         let blob = store.blob_path(digest);
         if let (Ok(meta), true) = (blob.metadata(), store.layer_path(&layer.diff_id).is_file()) {
-            let media_type = layer.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_LAYER.to_string());
+            let media_type = layer.media_type.clone().unwrap_or_else(|| layer.flavor.layer(None).to_string());
             return Ok(Imported { digest: digest.clone(), media_type, size: meta.len(), diff_id: layer.diff_id.clone() });
         }
     }
@@ -48,20 +47,42 @@ pub(crate) fn import(staging: &Staging, archive: &dyn Archive, session: Option<&
     let blob = HashingReader::new(TeeReader::new(reader, BufWriter::with_capacity(1 << 20, blob_file.as_file())));
     let mut blob = BufReader::with_capacity(1 << 18, blob);
     let compression = sniff(blob.fill_buf().map_err(io_err)?);
-    let mut tar = HashingReader::new(decompress(&mut blob, compression).map_err(io_err)?);
-    msb_erofs::write_layer(&mut tar, erofs_file.as_file_mut(), &msb_erofs::Options::default())
-        .map_err(|source| source_failed().unwrap_or(LoadError::Layer { what: layer.what.clone(), source }))?;
-    let (diff_id, _) = tar.finish().map_err(io_err)?;
-    io::copy(&mut blob, &mut io::sink()).map_err(io_err)?;
+    let converted = convert(&mut blob, compression, erofs_file.as_file_mut());
+    // Read the blob to its end even after a failure: a blob whose digest is
+    // wrong is reported as corrupt, whatever the parser made of it.
+    let drained = io::copy(&mut blob, &mut io::sink());
     let (digest, size, tee) = blob.into_inner().into_parts();
+    if let Some(declared) = layer.digest.as_ref().filter(|d| **d != digest && drained.is_ok()) {
+        return Err(LoadError::invalid(&layer.what, format!("content has digest {digest}, the archive says {declared}")));
+    }
+    let diff_id = converted.map_err(|error| match error {
+        Convert::Read(e) => source_failed().unwrap_or_else(|| io_err(e)),
+        Convert::Layer(error) => source_failed().unwrap_or(LoadError::Layer { what: layer.what.clone(), error }),
+    })?;
+    drained.map_err(io_err)?;
     tee.into_writer().flush().map_err(io_err)?;
 
-    let media_type = layer.media_type.clone().unwrap_or_else(|| media_type_of(compression).to_string());
+    let media_type = layer.media_type.clone().unwrap_or_else(|| layer.flavor.layer(compression).to_string());
     let imported = Imported { digest, media_type, size, diff_id };
     layer.verify(&imported)?;
     staging.add_blob_file(blob_file, &imported.digest)?;
     staging.add_layer_file(erofs_file, &imported.diff_id)?;
     Ok(imported)
+}
+
+/// Why [`convert`] failed.
+enum Convert {
+    Read(io::Error),
+    Layer(msb_erofs::Error),
+}
+
+/// Undoes `compression`, writes the EROFS image of the tar to `out`, and
+/// returns the tar's digest (the diff_id).
+fn convert(blob: &mut impl Read, compression: Option<Compression>, out: &mut std::fs::File) -> Result<Digest, Convert> {
+    let mut tar = HashingReader::new(decompress(blob, compression).map_err(Convert::Read)?);
+    msb_erofs::write_layer(&mut tar, out, &msb_erofs::Options::default()).map_err(Convert::Layer)?;
+    let (diff_id, _) = tar.finish().map_err(Convert::Read)?;
+    Ok(diff_id)
 }
 
 /// Keeps the first read error of the source for the importer, handing the
@@ -78,13 +99,5 @@ impl<R: Read> Read for FailureSlot<R> {
             self.slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
             stand_in
         })
-    }
-}
-
-fn media_type_of(compression: Option<Compression>) -> &'static str {
-    match compression {
-        Some(Compression::Gzip) => oci::MEDIA_TYPE_LAYER_GZIP,
-        Some(Compression::Zstd) => oci::MEDIA_TYPE_LAYER_ZSTD,
-        _ => oci::MEDIA_TYPE_LAYER,
     }
 }

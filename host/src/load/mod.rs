@@ -20,7 +20,6 @@ pub use error::LoadError;
 pub 
 use crate::digest::Digest;
 use crate::input::{self, Archive};
-use crate::oci;
 use crate::plugin::{Registry, Runtime, Session};
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
@@ -40,6 +39,10 @@ pub struct LoadOptions {
     pub platform: Option<Platform>,
     /// Load every platform of a multi-platform index; refs then name the index.
     pub all_platforms: bool,
+    /// `-r SRC=DST`: rename images on the way in.
+    pub renames: Vec<(Reference, Reference)>,
+    /// `-t REF`: the name of the archive's only image, instead of its own.
+    pub tag: Option<Reference>,
 }
 
 /// One image that was loaded.
@@ -149,7 +152,7 @@ fn stage_image(
     let config_digest = staging.add_blob(&plan.config.0)?;
     let (manifest, media_type) = match &plan.manifest {
         Some((bytes, media_type)) => (bytes.clone(), media_type.clone()),
-        None => (plan.synthesize_manifest(&layers), oci::MEDIA_TYPE_MANIFEST.to_string()),
+        None => (plan.synthesize_manifest(&layers), plan.flavor().manifest().to_string()),
     };
     let manifest_digest = staging.add_blob(&manifest)?;
     let image = LoadedImage { refs: plan.refs.clone(), manifest_digest, config_digest, platform: plan.platform.clone(), layers };

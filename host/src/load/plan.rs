@@ -43,6 +43,8 @@ pub(crate) struct LayerPlan {
     pub media_type: Option<String>,
     /// The diff_id the config demands.
     pub diff_id: Digest,
+    /// Media types to use where the archive declares none.
+    pub flavor: oci::Flavor,
 }
 
 impl LayerPlan {
@@ -81,11 +83,17 @@ pub(crate) struct ImagePlan {
 }
 
 impl ImagePlan {
-    /// An OCI manifest for an archive that has none (docker save, v1).
+    /// Media types of a manifest built here.
+    pub(crate) fn flavor(&self) -> oci::Flavor {
+        oci::Flavor::of_config(&self.config.1)
+    }
+
+    /// A manifest for an archive that has none (docker save, v1): docker
+    /// schema 2 for a docker config, OCI otherwise.
     pub(crate) fn synthesize_manifest(&self, layers: &[Imported]) -> Vec<u8> {
         let manifest = oci::Manifest {
             schema_version: 2,
-            media_type: Some(oci::MEDIA_TYPE_MANIFEST.to_string()),
+            media_type: Some(self.flavor().manifest().to_string()),
             config: oci::Descriptor {
                 media_type: self.config.1.clone(),
                 digest: Digest::of(&self.config.0),
@@ -118,7 +126,43 @@ pub(crate) fn plan(
 ) -> Result<Vec<ImagePlan>, LoadError> {
     let selected = select_platforms(images, options)?;
     let mut unique = 0;
-    selected.into_iter().map(|image| plan_image(archive, session, image, &mut unique)).collect()
+    let mut plans =
+        selected.into_iter().map(|image| plan_image(archive, session, image, &mut unique)).collect::<Result<Vec<_>, _>>()?;
+    rename(&mut plans, options)?;
+    Ok(plans)
+}
+
+/// Applies `-r SRC=DST` and `-t REF`.
+fn rename(plans: &mut [ImagePlan], options: &LoadOptions) -> Result<(), LoadError> {
+    for (from, to) in &options.renames {
+        let mut found = false;
+        for reference in plans.iter_mut().flat_map(|p| p.refs.iter_mut()).filter(|r| *r == from) {
+            *reference = to.clone();
+            found = true;
+        }
+        if !found {
+            let names = format!("-r {}={}", from.familiar(), to.familiar());
+            return Err(LoadError::invalid(names, format!("the archive has no image named {}", from.familiar())));
+        }
+    }
+    if let Some(tag) = &options.tag {
+        let images: std::collections::BTreeSet<String> =
+            plans.iter().map(|p| p.indexes.first().map_or_else(|| Digest::of(&p.config.0).to_string(), blob_identity)).collect();
+        if images.len() != 1 {
+            return Err(LoadError::invalid(
+                format!("--tag {}", tag.familiar()),
+                format!("the archive holds {} images; --tag needs exactly one (rename with -r SRC=DST)", images.len()),
+            ));
+        }
+        for plan in plans.iter_mut() {
+            plan.refs = vec![tag.clone()];
+        }
+    }
+    for plan in plans.iter_mut() {
+        let mut seen = std::collections::BTreeSet::new();
+        plan.refs.retain(|r| seen.insert(r.clone()));
+    }
+    Ok(())
 }
 
 /// From each multi-platform index, the wanted platform (or all of them).
@@ -185,6 +229,8 @@ fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique
     let config: oci::Config = serde_json::from_slice(&config_bytes)
         .map_err(|e| LoadError::invalid(&config_what, format!("not an image config: {e}")))?;
     let config_digest = Digest::of(&config_bytes);
+    let config_media_type = image.config.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_CONFIG.to_string());
+    let flavor = oci::Flavor::of_config(&config_media_type);
 
     let manifest = match &image.manifest {
         Some(blob) => {
@@ -244,10 +290,9 @@ fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique
                 LayerKey::Unique(*unique)
             }
         };
-        layers.push(LayerPlan { key, what, source: layer.blob.source, digest, media_type, diff_id: diff_id.clone() });
+        layers.push(LayerPlan { key, what, source: layer.blob.source, digest, media_type, diff_id: diff_id.clone(), flavor });
     }
 
-    let config_media_type = image.config.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_CONFIG.to_string());
     let platform = image.platform.as_ref().map(to_platform).unwrap_or_else(|| config.platform());
     Ok(ImagePlan {
         refs,

@@ -50,7 +50,7 @@ pub(crate) fn open<'a>(
 pub(crate) fn unwrap_plugin_error(error: io::Error, source: &Source) -> LoadError {
     match error.downcast::<LoadError>() {
         Ok(load_error) => load_error,
-        Err(error) => LoadError::Io { what: describe(source), source: error },
+        Err(error) => LoadError::Io { what: describe(source), error },
     }
 }
 

@@ -28,6 +28,7 @@ pub struct HostState {
     archive: Option<Arc<dyn Archive>>,
     entries: Vec<Entry>,
     read_left: u64,
+    read_limit: u64,
     read_refused: Option<String>,
     stderr: MemoryOutputPipe,
     plugin: String,
@@ -59,12 +60,17 @@ impl types::HostArchive for HostState {
         let len = (len as u64).min(input::MAX_READ as u64).min(self.read_left.saturating_add(1)) as usize;
         let bytes = archive.read_at(&path, offset, len).map_err(|e| e.to_string())?;
         if bytes.len() as u64 > self.read_left {
-            let message = format!("read more than the {}-byte limit of the archive", self.read_left);
+            let message = format!("read more than its limit of {} bytes of the archive", self.read_limit);
             self.read_refused = Some(message.clone());
             return Err(message);
         }
         self.read_left -= bytes.len() as u64;
         Ok(bytes)
+    }
+
+    fn digest(&mut self, _: Resource<ArchiveHandle>, path: String, uncompressed: bool) -> Result<String, String> {
+        let Some(archive) = &self.archive else { return Err("no archive".into()) };
+        input::digest_entry(archive.as_ref(), &path, uncompressed).map(|d| d.to_string()).map_err(|e| e.to_string())
     }
 
     fn drop(&mut self, handle: Resource<ArchiveHandle>) -> wasmtime::Result<()> {
@@ -153,6 +159,7 @@ impl Session {
             archive,
             entries,
             read_left: limits.read_bytes,
+            read_limit: limits.read_bytes,
             read_refused: None,
             stderr,
             plugin: name.to_string(),
@@ -218,14 +225,16 @@ impl Session {
 
     /// Turns a trap into a one-line account of what happened.
     fn check<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, PluginError> {
-        let error = match result {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
-        };
         let state = self.store.data();
+        let error = match result {
+            // A refused read is the plugin's fault even if it handled it.
+            Ok(_) if state.read_refused.is_some() => None,
+            Ok(value) => return Ok(value),
+            Err(error) => Some(error),
+        };
         let what = if state.limiter.hit {
             out_of_memory(self.memory)
-        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        } else if error.as_ref().and_then(|e| e.downcast_ref::<Trap>()) == Some(&Trap::Interrupt) {
             format!("ran out of time (limit {} s)", self.time.as_secs_f64())
         } else if let Some(refused) = &state.read_refused {
             refused.clone()
@@ -234,7 +243,7 @@ impl Session {
             let stderr = String::from_utf8_lossy(&stderr);
             match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
                 Some(line) => format!("crashed: {}", line.trim()),
-                None => format!("crashed: {}", error.root_cause()),
+                None => format!("crashed: {}", error.map_or_else(String::new, |e| e.root_cause().to_string())),
             }
         };
         Err(PluginError::Call { name: self.name.clone(), what })

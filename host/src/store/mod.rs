@@ -30,12 +30,12 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// File system trouble, with the path concerned.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A store file is not what this build understands.
     #[error("{path}: {reason}")]
@@ -54,7 +54,7 @@ pub enum StoreError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |error| StoreError::Io { path: path.to_path_buf(), error }
 }
 
 /// An open store.
@@ -222,6 +222,6 @@ pub(crate) fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), 
     use std::io::Write;
     let mut file = tempfile::NamedTempFile::new_in(tmp).map_err(io_err(tmp))?;
     file.write_all(bytes).and_then(|_| file.as_file().sync_data()).map_err(io_err(path))?;
-    file.persist(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e.error })?;
+    file.persist(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), error: e.error })?;
     Ok(())
 }

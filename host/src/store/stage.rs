@@ -71,7 +71,7 @@ impl<'s> Staging<'s> {
             if target.exists() {
                 continue;
             }
-            staged.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), source: e.error })?;
+            staged.persist(&target).map_err(|e| StoreError::Io { path: target.clone(), error: e.error })?;
         }
         let merged = index::merge(index::read(self.store)?, entries);
         index::write(self.store, &merged)

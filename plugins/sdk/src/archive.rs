@@ -20,6 +20,10 @@ pub trait ArchiveRead {
     /// archive are followed.
     fn read(&self, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String>;
 
+    /// `sha256:<hex>` of the file at `path`, hashed by the host; with
+    /// `uncompressed`, of its content after undoing gzip or zstd.
+    fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String>;
+
     /// The entry at `path` (a leading `./` or `/` is ignored).
     fn find(&self, path: &str) -> Option<&Entry> {
         let path = normalize(path);
@@ -106,6 +110,10 @@ impl ArchiveRead for HostArchive<'_> {
     fn read(&self, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         self.archive.read(path, offset, len)
     }
+
+    fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String> {
+        self.archive.digest(path, uncompressed)
+    }
 }
 
 /// An in-memory archive of regular files, for unit tests of decoder logic.
@@ -144,6 +152,17 @@ impl ArchiveRead for MemArchive {
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
         let end = start.saturating_add(len as usize).min(content.len());
         Ok(content[start..end].to_vec())
+    }
+
+    /// Hashes the stored bytes; `uncompressed` is not supported here (the
+    /// test archive holds what it holds).
+    fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String> {
+        if uncompressed {
+            return Err("MemArchive cannot decompress; store the plain bytes".into());
+        }
+        let i = self.entries.iter().position(|e| e.path == path).ok_or_else(|| format!("{path}: no such entry"))?;
+        use sha2::Digest as _;
+        Ok(format!("sha256:{:x}", sha2::Sha256::digest(&self.contents[i])))
     }
 }
 
