@@ -65,8 +65,9 @@ fn a_directory_and_uncompressed_layers_give_the_same_image() {
     other.ok(["load", "-i", fx.join("plain").to_str().unwrap()]);
     let plain = other.inspect("plain:1");
     let compressed = from_dir["layers"].as_array().unwrap();
+    // skopeo 1.9 writes these uncompressed layers labeled `tar+gzip`: the
+    // manifest is kept as it is, and the bytes (sniffed) decide.
     for (layer, gzipped) in plain["layers"].as_array().unwrap().iter().zip(compressed) {
-        assert_eq!(layer["media_type"], "application/vnd.oci.image.layer.v1.tar");
         assert_eq!(layer["digest"], layer["diff_id"], "an uncompressed layer's digest is its diff_id");
         assert_eq!(layer["diff_id"], gzipped["diff_id"]);
         assert_eq!(layer["erofs"], gzipped["erofs"], "one EROFS file per diff_id, shared");

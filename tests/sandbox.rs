@@ -111,11 +111,11 @@ fn things_that_are_not_image_archives() {
     msb.ok(["images"]);
     let empty = dir.path().join("empty.tar");
     std::fs::write(&empty, b"").unwrap();
-    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not an image archive: it looks like an empty file");
+    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not a recognized image archive (an empty file); tried oci-layout");
 
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
-    fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "it looks like a text file");
+    fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "(a text file)");
 
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();

@@ -17,5 +17,6 @@ pub mod input;
 pub mod load;
 pub mod oci;
 pub mod plugin;
+pub mod progress;
 pub mod reference;
 pub mod store;

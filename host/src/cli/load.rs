@@ -63,7 +63,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         renames: args.renames,
         tag: args.tag,
     };
-    let loaded = load(&store, &runtime, &options).with_context(|| source.display_name())?;
+    let progress = super::progress::for_terminal(args.quiet);
+    let loaded = load(&store, &runtime, &options, progress.as_ref()).with_context(|| source.display_name())?;
 
     if args.format == Format::Json {
         let images: Vec<_> = loaded.iter().map(|image| image_json(&store, image)).collect();

@@ -5,6 +5,7 @@ mod images;
 mod layer;
 mod load;
 mod plugin;
+mod progress;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};

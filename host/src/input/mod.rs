@@ -12,6 +12,7 @@ mod tar;
 pub use compression::{Compression, decompress, sniff};
 pub use index::{Entry, EntryKind};
 
+use crate::progress::{Counting, Phase, Progress};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -25,8 +26,8 @@ pub enum InputError {
     /// Reading or spooling failed.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// The input is not a tar archive or a directory.
-    #[error("not an image archive: {0}")]
+    /// The input is not a tar archive or a directory; says what it looks like.
+    #[error("not an image archive: it looks like {0}")]
     NotAnArchive(String),
     /// The tar is damaged or uses something unsupported.
     #[error("{entry}: {reason}")]
@@ -83,7 +84,7 @@ impl Source {
 }
 
 /// Opens `source`, spooling into `tmp_dir` when it must.
-pub fn open(source: &Source, tmp_dir: &Path) -> Result<Input, InputError> {
+pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<Input, InputError> {
     match source {
         Source::Path(path) if path.is_dir() => {
             Ok(Input { archive: std::sync::Arc::new(dir::DirArchive::open(path)?), compression: None, _spool: None })
@@ -94,7 +95,11 @@ pub fn open(source: &Source, tmp_dir: &Path) -> Result<Input, InputError> {
             let n = read_full(&mut file, &mut head)?;
             match sniff(&head[..n]) {
                 None => Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?)?), compression: None, _spool: None }),
-                Some(c) => spool(File::open(path)?, Some(c), tmp_dir),
+                Some(c) => {
+                    let file = File::open(path)?;
+                    progress.start(Phase::Spooling, Some(file.metadata()?.len()));
+                    spool(Counting::new(file, progress), Some(c), tmp_dir, progress)
+                }
             }
         }
         Source::Stdin => {
@@ -102,15 +107,17 @@ pub fn open(source: &Source, tmp_dir: &Path) -> Result<Input, InputError> {
             let mut head = [0u8; 512];
             let n = read_full(&mut stdin, &mut head)?;
             let compression = sniff(&head[..n]);
-            spool(io::Cursor::new(head[..n].to_vec()).chain(stdin), compression, tmp_dir)
+            progress.start(Phase::Spooling, None);
+            spool(Counting::new(io::Cursor::new(head[..n].to_vec()).chain(stdin), progress), compression, tmp_dir, progress)
         }
     }
 }
 
 /// Copies `reader` (decompressing it) into a file in `tmp_dir` and indexes it.
-fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path) -> Result<Input, InputError> {
+fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path, progress: &dyn Progress) -> Result<Input, InputError> {
     let mut spool = tempfile::Builder::new().prefix("spool-").tempfile_in(tmp_dir)?;
     io::copy(&mut decompress(reader, compression)?, spool.as_file_mut())?;
+    progress.finish();
     let (file, path) = spool.into_parts();
     Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(file)?), compression, _spool: Some(path) })
 }

@@ -22,8 +22,12 @@ impl TarArchive {
         file.seek(SeekFrom::Start(0))?;
         let mut head = [0u8; 512];
         let n = file.read_at(&mut head, 0)?;
+        if n == 512 && head.iter().all(|&b| b == 0) {
+            // Only the end-of-archive marker: a valid, empty tar.
+            return Ok(TarArchive { file: Arc::new(file), index: Index::default() });
+        }
         if !is_tar_header(&head[..n]) {
-            return Err(InputError::NotAnArchive(format!("it looks like {}", compression::describe(&head[..n]))));
+            return Err(InputError::NotAnArchive(compression::describe(&head[..n]).to_string()));
         }
         let mut index = Index::default();
         let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, &file));

@@ -8,6 +8,8 @@ use super::source;
 use crate::digest::{Digest, HashingReader, TeeReader};
 use crate::input::{Archive, Compression, decompress, sniff};
 use crate::plugin::Session;
+use crate::plugin::bindings::msb::format::types::Source;
+use crate::progress::{Counting, Progress};
 use crate::store::Staging;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -25,19 +27,36 @@ pub struct Imported {
     pub diff_id: Digest,
 }
 
+/// The bytes importing `layer` reads, if known up front.
+pub(crate) fn size_hint(archive: &dyn Archive, layer: &LayerPlan) -> Option<u64> {
+    match &layer.source {
+        Source::Entry(path) => archive.size(path).ok(),
+        Source::Bytes(bytes) => Some(bytes.len() as u64),
+        Source::Stream(_) => None,
+    }
+}
+
 /// Imports `layer`, or finds it already in the store.
-pub(crate) fn import(staging: &Staging, archive: &dyn Archive, session: Option<&mut Session>, layer: &LayerPlan) -> Result<Imported, LoadError> {
+pub(crate) fn import(
+    staging: &Staging,
+    archive: &dyn Archive,
+    session: Option<&mut Session>,
+    layer: &LayerPlan,
+    progress: &dyn Progress,
+) -> Result<Imported, LoadError> {
     let store = staging.store();
     if let Some(digest) = &layer.digest {
         let blob = store.blob_path(digest);
         if let (Ok(meta), true) = (blob.metadata(), store.layer_path(&layer.diff_id).is_file()) {
             let media_type = layer.media_type.clone().unwrap_or_else(|| layer.flavor.layer(None).to_string());
+            progress.advance(size_hint(archive, layer).unwrap_or(0));
             return Ok(Imported { digest: digest.clone(), media_type, size: meta.len(), diff_id: layer.diff_id.clone() });
         }
     }
     let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
     let failure = Arc::new(Mutex::new(None));
     let reader = FailureSlot { inner: source::open(archive, session, &layer.source)?, slot: failure.clone() };
+    let reader = Counting::new(reader, progress);
     // A failure of the source (a plugin stream, a truncated archive) is
     // reported as itself, not as whatever the layer parser made of it.
     let source_failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).take().map(io_err);

@@ -19,8 +19,9 @@ pub use detect::verdicts;
 pub use error::LoadError;
 pub 
 use crate::digest::Digest;
-use crate::input::{self, Archive};
+use crate::input::{self, Archive, InputError};
 use crate::plugin::{Registry, Runtime, Session};
+use crate::progress::{Phase, Progress};
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
 use plan::{ImagePlan, LayerKey};
@@ -60,17 +61,29 @@ pub struct LoadedImage {
     pub layers: Vec<Imported>,
 }
 
-/// Loads the archive `options` names into `store`.
-pub fn load(store: &Store, runtime: &Arc<Runtime>, options: &LoadOptions) -> Result<Vec<LoadedImage>, LoadError> {
-    let input = input::open(&options.source, &store.tmp_dir())?;
-    let archive: Arc<dyn Archive> = input.archive;
+/// Loads the archive `options` names into `store`, reporting the long
+/// phases to `progress`.
+pub fn load(
+    store: &Store,
+    runtime: &Arc<Runtime>,
+    options: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<LoadedImage>, LoadError> {
     let registry = Registry::load(runtime, &store.plugins_dir())?;
+    let input = input::open(&options.source, &store.tmp_dir(), progress).map_err(|e| match e {
+        InputError::NotAnArchive(looks_like) => LoadError::NoDecoder {
+            looks_like,
+            tried: registry.plugins().iter().map(|p| p.info().name.clone()).collect(),
+        },
+        other => other.into(),
+    })?;
+    let archive: Arc<dyn Archive> = input.archive;
     let mut session = detect::choose(runtime, &registry, &archive, options.plugin.as_deref())?;
     let images = session.decode()?.map_err(|error| LoadError::Decode { plugin: session.name().to_string(), error })?;
     let plans = plan::plan(&*archive, &mut session, images, options)?;
 
     let staging = store.stage()?;
-    let imported = import_layers(&staging, &*archive, &mut session, &plans)?;
+    let imported = import_layers(&staging, &*archive, &mut session, &plans, progress)?;
     let mut loaded = Vec::new();
     let mut entries = Vec::new();
     for plan in &plans {
@@ -95,11 +108,14 @@ fn import_layers(
     archive: &dyn Archive,
     session: &mut Session,
     plans: &[ImagePlan],
+    progress: &dyn Progress,
 ) -> Result<BTreeMap<LayerKey, Imported>, LoadError> {
     let mut jobs = BTreeMap::new();
     for layer in plans.iter().flat_map(|p| &p.layers) {
         jobs.entry(layer.key.clone()).or_insert(layer);
     }
+    let total = jobs.values().map(|l| layer::size_hint(archive, l)).sum::<Option<u64>>();
+    progress.start(Phase::Importing, total);
     let (streams, parallel): (Vec<_>, Vec<_>) = jobs.into_values().partition(|l| l.is_stream());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(parallel.len().max(1));
     let queue = std::sync::Mutex::new(parallel.into_iter());
@@ -120,13 +136,14 @@ fn import_layers(
                     return;
                 }
                 let Some(layer) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { return };
-                record(layer.key.clone(), layer::import(staging, archive, None, layer));
+                record(layer.key.clone(), layer::import(staging, archive, None, layer, progress));
             });
         }
         for layer in streams {
-            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer));
+            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, progress));
         }
     });
+    progress.finish();
     if let Some(error) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(error);
     }

@@ -18,7 +18,7 @@ pub struct ImageView {
     pub manifest_digest: Digest,
     /// The config; its digest is the image ID.
     pub config_digest: Digest,
-    /// `os/arch[/variant]` from the config.
+    /// `os/arch[/variant]`, from the index descriptor or else the config.
     pub platform: Platform,
     /// Layers, base first.
     pub layers: Vec<LayerView>,
@@ -46,6 +46,7 @@ impl ImageView {
         let corrupt = |d: &Digest, reason: String| StoreError::Corrupt { path: store.blob_path(d), reason };
         let mut digest = entry.digest.clone();
         let mut media_type = entry.media_type.clone();
+        let mut platform = entry.platform.clone();
         for _ in 0..8 {
             if !oci::is_index(&media_type) {
                 break;
@@ -57,6 +58,7 @@ impl ImageView {
                 .ok_or_else(|| corrupt(&digest, "index lists no manifest".into()))?;
             digest = chosen.digest.clone();
             media_type = chosen.media_type.clone();
+            platform = chosen.platform.clone();
         }
         let manifest: oci::Manifest = serde_json::from_slice(&store.read_blob(&digest, MAX_JSON)?)
             .map_err(|e| corrupt(&digest, e.to_string()))?;
@@ -78,7 +80,9 @@ impl ImageView {
                 erofs: store.layer_path(diff_id),
             })
             .collect();
-        Ok(ImageView { entry: entry.clone(), manifest_digest: digest, config_digest, platform: config.platform(), layers })
+        // The index's word on the platform is the more precise (variants).
+        let platform = platform.unwrap_or_else(|| config.platform());
+        Ok(ImageView { entry: entry.clone(), manifest_digest: digest, config_digest, platform, layers })
     }
 
     /// Total size of the layer blobs.

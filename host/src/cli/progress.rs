@@ -1,0 +1,49 @@
+//! Progress bars on a terminal (bytes, throughput, ETA), one per phase.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use msb::progress::{Phase, Progress, Silent};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+/// Bars on stderr.
+pub struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+/// Bars when stderr is a terminal and output is not `quiet`; else nothing.
+pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
+    if quiet || !std::io::stderr().is_terminal() {
+        Box::new(Silent)
+    } else {
+        Box::new(Bars { bar: Mutex::new(None) })
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, phase: Phase, total: Option<u64>) {
+        let (bar, template) = match total {
+            Some(total) => (ProgressBar::new(total), "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
+            None => (ProgressBar::new_spinner(), "{msg:>16} {spinner} {bytes} {bytes_per_sec}"),
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_message(phase.label());
+        if let Some(old) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Progress of long phases (spooling the input, importing layers), for the
+//! CLI to draw; the library only reports.
+
+use std::io::{self, Read};
+
+/// A long phase of a load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Copying stdin or a compressed archive into the store's `tmp/`.
+    Spooling,
+    /// Reading layers: hashing, decompressing, writing EROFS.
+    Importing,
+}
+
+impl Phase {
+    /// How the phase is shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Spooling => "spooling",
+            Phase::Importing => "importing layers",
+        }
+    }
+}
+
+/// Receives progress reports; every method may be called from any thread.
+pub trait Progress: Sync {
+    /// A phase starts; `total` bytes if known.
+    fn start(&self, _phase: Phase, _total: Option<u64>) {}
+    /// `bytes` more were processed.
+    fn advance(&self, _bytes: u64) {}
+    /// The phase ended.
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// A reader that reports every byte read through it.
+pub struct Counting<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+}
+
+impl<'p, R: Read> Counting<'p, R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R, progress: &'p dyn Progress) -> Self {
+        Counting { inner, progress }
+    }
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
