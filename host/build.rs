@@ -1,8 +1,9 @@
 //! Builds the decoder plugins in `../plugins` for `wasm32-wasip2` and embeds
 //! them: `$OUT_DIR/builtin_plugins.rs` lists `(name, component bytes)`.
 //!
-//! Every crate directly under `plugins/` but the SDK is embedded; those under
-//! `plugins/testing/` are built (for the tests) but not embedded.
+//! Every member of the plugins workspace directly under `plugins/` but the
+//! SDK is embedded; members deeper down (`plugins/testing/`) are built for
+//! the tests but not embedded.
 //!
 //! The plugins are a separate workspace with their own target directory
 //! (`target/plugins`), built by a nested cargo whose environment is stripped
@@ -26,7 +27,6 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", plugins.join("testing").display());
     let crates = plugin_crates(&plugins);
     for dir in &crates {
         println!("cargo:rerun-if-changed={}", dir.display());
@@ -55,7 +55,7 @@ fn main() {
 
     let mut list = String::from("/// The decoders built into this binary: (name, component bytes).\n");
     list.push_str("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
-    for dir in &crates {
+    for dir in crates.iter().filter(|dir| dir.parent() == Some(plugins.as_path())) {
         let name = dir.file_name().and_then(|n| n.to_str()).expect("plugin dir names are UTF-8");
         if name == "sdk" {
             continue;
@@ -69,13 +69,16 @@ fn main() {
     fs::write(out_dir.join("builtin_plugins.rs"), list).expect("write builtin_plugins.rs");
 }
 
-/// The crate directories under `plugins/` (each has a Cargo.toml), sorted.
+/// The crate directories of the plugins workspace's `members`, sorted.
 fn plugin_crates(plugins: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(plugins)
-        .expect("read plugins/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
+    let manifest = fs::read_to_string(plugins.join("Cargo.toml")).expect("read plugins/Cargo.toml");
+    let members = manifest
+        .split_once("members")
+        .and_then(|(_, rest)| rest.split_once('[')?.1.split_once(']'))
+        .map(|(list, _)| list)
+        .expect("plugins/Cargo.toml lists its members");
+    let mut dirs: Vec<PathBuf> =
+        members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()).map(|m| plugins.join(m)).collect();
     dirs.sort();
     dirs
 }

@@ -6,7 +6,8 @@
 //! - [`plugin`]: the sandboxed WebAssembly decoders that say what the
 //!   archive holds.
 //! - [`load`]: detect, decode, verify, import layers, commit.
-//! - [`store`]: the on-disk store (`docs/STORE.md`).
+//! - [`store`]: the on-disk store (`docs/STORE.md`), refs and garbage collection.
+//! - [`save`]: images back out as OCI / docker archives.
 //!
 //! The command line (`src/cli/`) is part of the binary only.
 //!
@@ -19,4 +20,5 @@ pub mod oci;
 pub mod plugin;
 pub mod progress;
 pub mod reference;
+pub mod save;
 pub mod store;

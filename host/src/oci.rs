@@ -66,6 +66,11 @@ impl Flavor {
     }
 }
 
+/// Annotation naming an image in an OCI layout index.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation containerd and docker 25+ put on index entries: the full ref.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+
 /// Whether `media_type` is an image index or manifest list.
 pub fn is_index(media_type: &str) -> bool {
     media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST

@@ -90,7 +90,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     Ok(())
 }
 
-fn parse_rename(s: &str) -> Result<(Reference, Reference), String> {
+pub fn parse_rename(s: &str) -> Result<(Reference, Reference), String> {
     let (from, to) = s.split_once('=').ok_or("expected SRC=DST")?;
     Ok((from.parse().map_err(|e| format!("{e}"))?, to.parse().map_err(|e| format!("{e}"))?))
 }

@@ -6,6 +6,7 @@ mod layer;
 mod load;
 mod plugin;
 mod progress;
+mod store;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,6 +38,14 @@ enum Command {
     /// Manage and try decoder plugins.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Write images to an archive (OCI, docker, or both in one tar).
+    Save(store::SaveArgs),
+    /// Give an image another ref.
+    Tag(store::TagArgs),
+    /// Remove refs (and what only they used).
+    Rmi(store::RmiArgs),
+    /// Delete blobs and EROFS layers no image uses.
+    Gc(store::GcArgs),
     /// Convert one layer tar (file or stdin) to an EROFS image.
     Layer(layer::Args),
 }
@@ -60,6 +69,10 @@ pub fn run() -> Result<()> {
         Command::Images(args) => images::list(&open_store(&home)?, args),
         Command::Inspect(args) => images::inspect(&open_store(&home)?, args),
         Command::Plugin(command) => plugin::run(&home, command),
+        Command::Save(args) => store::save_cmd(&open_store(&home)?, args),
+        Command::Tag(args) => store::tag(&open_store(&home)?, args),
+        Command::Rmi(args) => store::rmi(&open_store(&home)?, args),
+        Command::Gc(args) => store::gc(&open_store(&home)?, args),
         Command::Layer(args) => layer::run(args),
     }
 }

@@ -47,7 +47,10 @@ pub(crate) fn import(
     let store = staging.store();
     if let Some(digest) = &layer.digest {
         let blob = store.blob_path(digest);
-        if let (Ok(meta), true) = (blob.metadata(), store.layer_path(&layer.diff_id).is_file()) {
+        let erofs = store.layer_path(&layer.diff_id);
+        if let (Ok(meta), true) = (blob.metadata(), erofs.is_file()) {
+            staging.require(blob);
+            staging.require(erofs);
             let media_type = layer.media_type.clone().unwrap_or_else(|| layer.flavor.layer(None).to_string());
             progress.advance(size_hint(archive, layer).unwrap_or(0));
             return Ok(Imported { digest: digest.clone(), media_type, size: meta.len(), diff_id: layer.diff_id.clone() });

@@ -4,13 +4,11 @@
 
 use super::{Store, StoreError, io_err, write_atomic};
 use crate::digest::Digest;
+use crate::oci;
 use crate::reference::Reference;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 /// The most `index.json` may hold.
 const MAX_INDEX: u64 = 64 << 20;
 
@@ -88,7 +86,7 @@ pub(super) fn read(store: &Store) -> Result<Vec<IndexEntry>, StoreError> {
     file.manifests
         .into_iter()
         .map(|d| {
-            let reference = match d.annotations.get(REF_NAME) {
+            let reference = match d.annotations.get(oci::ANNOTATION_REF_NAME) {
                 Some(name) => Some(name.parse::<Reference>().map_err(|e| corrupt(e.to_string()))?),
                 None => None,
             };
@@ -108,11 +106,11 @@ pub(super) fn write(store: &Store, entries: &[IndexEntry]) -> Result<(), StoreEr
             annotations: e
                 .reference
                 .iter()
-                .flat_map(|r| [(REF_NAME.to_string(), r.to_string()), (CONTAINERD_NAME.to_string(), r.to_string())])
+                .flat_map(|r| [(oci::ANNOTATION_REF_NAME.to_string(), r.to_string()), (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string())])
                 .collect(),
         })
         .collect();
-    let file = IndexFile { schema_version: 2, media_type: INDEX_MEDIA_TYPE.into(), manifests };
+    let file = IndexFile { schema_version: 2, media_type: oci::MEDIA_TYPE_INDEX.into(), manifests };
     let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Corrupt { path: store.index_path(), reason: e.to_string() })?;
     bytes.push(b'\n');
     write_atomic(&store.tmp_dir(), &store.index_path(), &bytes)

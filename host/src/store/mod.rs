@@ -9,10 +9,12 @@
 //! tmp/                    staging; a load's files are renamed out of here
 //! ```
 
+mod gc;
 mod index;
 mod stage;
 mod view;
 
+pub use gc::{Closure, GcReport};
 pub use index::{IndexEntry, Platform};
 pub use stage::Staging;
 pub use view::{ImageView, LayerView};
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// No image matches.
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// The change would remove more than asked.
+    #[error("{0}")]
+    InUse(String),
     /// More than one image matches an ID prefix.
     #[error("{0} matches more than one image; give more digits")]
     Ambiguous(String),

@@ -15,13 +15,14 @@ pub struct Staging<'s> {
     store: &'s Store,
     dir: TempDir,
     moves: Mutex<Vec<(TempPath, PathBuf)>>,
+    required: Mutex<Vec<PathBuf>>,
 }
 
 impl<'s> Staging<'s> {
     pub(super) fn new(store: &'s Store) -> Result<Self, StoreError> {
         let tmp = store.tmp_dir();
         let dir = tempfile::Builder::new().prefix("stage-").tempdir_in(&tmp).map_err(io_err(&tmp))?;
-        Ok(Staging { store, dir, moves: Mutex::new(Vec::new()) })
+        Ok(Staging { store, dir, moves: Mutex::new(Vec::new()), required: Mutex::new(Vec::new()) })
     }
 
     /// The store this change is for.
@@ -42,7 +43,10 @@ impl<'s> Staging<'s> {
     /// Stages `bytes` as a blob; returns its digest.
     pub fn add_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
-        if !self.store.blob_path(&digest).exists() {
+        let path = self.store.blob_path(&digest);
+        if path.exists() {
+            self.require(path);
+        } else {
             let mut file = self.temp_file()?;
             file.write_all(bytes).map_err(io_err(file.path()))?;
             self.add_blob_file(file, &digest)?;
@@ -53,6 +57,12 @@ impl<'s> Staging<'s> {
     /// Stages `file` (fully written) as the EROFS image of layer `diff_id`.
     pub fn add_layer_file(&self, file: NamedTempFile, diff_id: &Digest) -> Result<(), StoreError> {
         self.add(file, self.store.layer_path(diff_id))
+    }
+
+    /// Records that the change relies on `path`, already in the store; the
+    /// commit fails if it is gone by then (a concurrent `gc`).
+    pub fn require(&self, path: PathBuf) {
+        self.required.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(path);
     }
 
     fn add(&self, file: NamedTempFile, target: PathBuf) -> Result<(), StoreError> {
@@ -66,6 +76,10 @@ impl<'s> Staging<'s> {
     /// so one already there is kept), then `entries` merged into the refs.
     pub fn commit(self, entries: Vec<IndexEntry>) -> Result<(), StoreError> {
         let _lock = self.store.lock()?;
+        let required = self.required.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(gone) = required.iter().find(|p| !p.exists()) {
+            return Err(StoreError::Corrupt { path: gone.clone(), reason: "removed while this load ran (gc?); load again".into() });
+        }
         let moves = self.moves.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (staged, target) in moves {
             if target.exists() {
