@@ -57,6 +57,10 @@ impl TarArchive {
             let size = if kind == EntryKind::File { entry.size() } else { 0 };
             index.push(Entry { path, kind, size, link, offset: entry.raw_file_position() });
         }
+        let len = file.metadata()?.len();
+        if let Some(cut) = index.entries().iter().find(|e| e.offset.saturating_add(e.size) > len) {
+            return Err(bad(&cut.path, "the archive is truncated: this entry ends past the end of the file"));
+        }
         Ok(TarArchive { file: Arc::new(file), index })
     }
 }

@@ -1,0 +1,64 @@
+//! Inputs: files, directories, stdin (with and without `-i -`), and whole
+//! archives wrapped in gzip, zstd, xz or bzip2, detected by magic bytes.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+#[test]
+fn compressed_archives_and_stdin_load_the_same_image() {
+    let fx = oci_fixtures();
+    let archive = fx.join("oci-archive.tar");
+    let msb = Msb::new();
+    msb.ok(["load", "-q", "-i", archive.to_str().unwrap()]);
+    let expected = msb.inspect("alpine:3.20");
+
+    let dir = scratch();
+    for (tool, args) in [("gzip", "-c"), ("zstd", "-qc"), ("xz", "-c"), ("bzip2", "-c")] {
+        require(tool);
+        // A misleading name: detection goes by content.
+        let wrapped = dir.path().join(format!("image-{tool}.tar"));
+        let file = std::fs::File::create(&wrapped).unwrap();
+        let status = Command::new(tool).arg(args).arg(&archive).stdout(file).status().unwrap();
+        assert!(status.success());
+        for via_stdin in [false, true] {
+            let other = Msb::new();
+            let out = if via_stdin {
+                let mut cmd = other.cmd(["load", "--format", "json"]);
+                cmd.stdin(std::fs::File::open(&wrapped).unwrap()).stdout(Stdio::piped()).output().unwrap()
+            } else {
+                other.cmd(["load", "--format", "json", "-i", wrapped.to_str().unwrap()]).output().unwrap()
+            };
+            let (stdout, stderr) = texts(&out);
+            assert!(out.status.success(), "{tool} stdin={via_stdin}: {stderr}");
+            assert!(stderr.contains("✓ Loaded alpine:3.20"), "{stderr}");
+            let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(json[0]["config_digest"], expected["config_digest"], "{tool}");
+            assert_eq!(json[0]["manifest_digest"], expected["manifest_digest"], "{tool}");
+            assert_eq!(json[0]["ref"], "docker.io/library/alpine:3.20");
+            let tmp = std::fs::read_dir(other.home().join("tmp")).unwrap().count();
+            assert_eq!(tmp, 0, "the spool file is gone");
+        }
+    }
+
+    // `-i -` reads stdin explicitly.
+    let other = Msb::new();
+    let out = other.cmd(["load", "-i", "-"]).stdin(std::fs::File::open(&archive).unwrap()).output().unwrap();
+    assert!(out.status.success(), "{}", texts(&out).1);
+    assert_eq!(other.inspect("alpine:3.20")["manifest_digest"], expected["manifest_digest"]);
+}
+
+#[test]
+fn a_truncated_archive_is_one_clear_error() {
+    let fx = oci_fixtures();
+    let bytes = std::fs::read(fx.join("oci-archive.tar")).unwrap();
+    let dir = scratch();
+    let cut = dir.path().join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let msb = Msb::new();
+    let error = msb.fails(["load", "-i", cut.to_str().unwrap()]);
+    assert!(error.contains("cut.tar") && error.contains("the archive is truncated"), "{error}");
+    let (stdout, _) = msb.ok(["images", "--format", "json"]);
+    assert_eq!(stdout.trim(), "[]");
+}
