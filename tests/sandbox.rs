@@ -111,7 +111,7 @@ fn things_that_are_not_image_archives() {
     msb.ok(["images"]);
     let empty = dir.path().join("empty.tar");
     std::fs::write(&empty, b"").unwrap();
-    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not a recognized image archive (an empty file); tried oci-layout");
+    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not a recognized image archive (an empty file); tried ");
 
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
@@ -123,8 +123,8 @@ fn things_that_are_not_image_archives() {
     let tar = dir.path().join("rootfs.tar");
     run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&rootfs).arg("etc"));
     fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "root file system tar");
-    let error = fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "tried oci-layout");
-    assert!(error.contains("not a recognized image archive"), "{error}");
+    let error = fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "not a recognized image archive");
+    assert!(["docker-save", "docker-v1", "oci-layout"].iter().all(|d| error.contains(d)), "names what was tried: {error}");
 
     let missing = dir.path().join("nope.tar");
     fails_cleanly(&msb, &["load", "-i", missing.to_str().unwrap()], &[], "nope.tar");

@@ -33,20 +33,20 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
             let plugins = registry.plugins();
             match format {
                 Format::Json => {
-                    let list: Vec<_> = plugins
+                    let list = plugins
                         .iter()
-                        .map(|p| {
-                            let i = p.info();
-                            json!({"name": i.name, "version": i.version, "formats": i.formats,
-                                   "description": i.description, "origin": p.origin()})
+                        .map(|p| -> Result<_> {
+                            let i = p.info()?;
+                            Ok(json!({"name": i.name, "version": i.version, "formats": i.formats,
+                                      "description": i.description, "origin": p.origin()}))
                         })
-                        .collect();
+                        .collect::<Result<Vec<_>>>()?;
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 }
                 Format::Text => {
                     println!("{:<16} {:<10} {:<12} DESCRIPTION", "NAME", "VERSION", "ORIGIN");
                     for p in plugins {
-                        let i = p.info();
+                        let i = p.info()?;
                         println!("{:<16} {:<10} {:<12} {}", i.name, i.version, p.origin(), i.description);
                     }
                 }

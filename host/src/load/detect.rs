@@ -22,7 +22,7 @@ pub(crate) fn choose(
             let plugin = registry::load_file(runtime, Path::new(wanted))?;
             return Ok(plugin.session(Some(archive.clone()))?);
         }
-        let available = registry.plugins().iter().map(|p| p.info().name.clone()).collect();
+        let available = registry.plugins().iter().map(|p| p.name().to_string()).collect();
         return Err(LoadError::UnknownPlugin { name: wanted.to_string(), available });
     }
     let verdicts = verdicts(registry, archive);
@@ -48,7 +48,7 @@ pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String,
         .plugins()
         .iter()
         .map(|plugin| {
-            let name = plugin.info().name.clone();
+            let name = plugin.name().to_string();
             let answer = plugin.session(Some(archive.clone())).and_then(|mut s| Ok((s.detect()?, s)));
             match answer {
                 Ok((score, session)) => (name, score, Some(session)),

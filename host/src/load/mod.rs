@@ -73,7 +73,7 @@ pub fn load(
     let input = input::open(&options.source, &store.tmp_dir(), progress).map_err(|e| match e {
         InputError::NotAnArchive(looks_like) => LoadError::NoDecoder {
             looks_like,
-            tried: registry.plugins().iter().map(|p| p.info().name.clone()).collect(),
+            tried: registry.plugins().iter().map(|p| p.name().to_string()).collect(),
         },
         other => other.into(),
     })?;

@@ -23,7 +23,7 @@ impl Registry {
     pub fn load(runtime: &Arc<Runtime>, installed: &Path) -> Result<Registry, PluginError> {
         let mut plugins = Vec::new();
         for (name, bytes) in builtin::BUILTIN {
-            let mut plugin = runtime.load(name, bytes)?;
+            let mut plugin = runtime.load(name, bytes, Some(name))?;
             plugin.set_origin(BUILT_IN);
             plugins.push(plugin);
         }
@@ -50,7 +50,7 @@ impl Registry {
 
     /// The decoder called `name`.
     pub fn get(&self, name: &str) -> Option<&Plugin> {
-        self.plugins.iter().find(|p| p.info().name == name)
+        self.plugins.iter().find(|p| p.name() == name)
     }
 }
 
@@ -58,5 +58,5 @@ impl Registry {
 pub fn load_file(runtime: &Arc<Runtime>, path: &Path) -> Result<Plugin, PluginError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| PluginError::Load { name: origin.clone(), message: e.to_string() })?;
-    runtime.load(&origin, &bytes)
+    runtime.load(&origin, &bytes, None)
 }

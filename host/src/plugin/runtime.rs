@@ -5,7 +5,7 @@ use super::bindings::{DecoderPre, msb::format::types::Info};
 use super::sandbox::{HostState, Session};
 use crate::digest::Digest;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
@@ -94,9 +94,11 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles (or loads from the cache) the component `bytes`, checks its
-    /// contract version, and asks it who it is. `origin` names it in errors.
-    pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+    /// Compiles (or loads from the cache) the component `bytes` and checks
+    /// its contract version. `origin` names it in errors. A plugin whose
+    /// `name` is not given is asked for it (instantiated) now; otherwise its
+    /// `info()` waits until someone wants it.
+    pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8], name: Option<&str>) -> Result<Plugin, PluginError> {
         let load_err = |e: wasmtime::Error| PluginError::Load { name: origin.to_string(), message: format!("{e:#}") };
         check_version(origin, bytes)?;
         let component = self.compile(bytes).map_err(load_err)?;
@@ -105,10 +107,13 @@ impl Runtime {
         let mut plugin = Plugin {
             runtime: self.clone(),
             pre,
-            info: Info { name: origin.to_string(), version: String::new(), formats: vec![], description: String::new() },
+            name: name.unwrap_or(origin).to_string(),
+            info: OnceLock::new(),
             origin: origin.to_string(),
         };
-        plugin.info = plugin.session(None)?.info()?;
+        if name.is_none() {
+            plugin.name = plugin.info()?.name.clone();
+        }
         Ok(plugin)
     }
 
@@ -202,14 +207,24 @@ pub(crate) fn ticks(time: Duration) -> u64 {
 pub struct Plugin {
     runtime: Arc<Runtime>,
     pre: DecoderPre<HostState>,
-    info: Info,
+    name: String,
+    info: OnceLock<Info>,
     origin: String,
 }
 
 impl Plugin {
-    /// What the plugin says of itself.
-    pub fn info(&self) -> &Info {
-        &self.info
+    /// Its name (`--plugin NAME`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the plugin says of itself (asked once, in a sandbox).
+    pub fn info(&self) -> Result<&Info, PluginError> {
+        if let Some(info) = self.info.get() {
+            return Ok(info);
+        }
+        let info = self.session(None)?.info()?;
+        Ok(self.info.get_or_init(|| info))
     }
 
     /// Where it came from: `built-in` or a file path.
@@ -223,6 +238,6 @@ impl Plugin {
 
     /// A fresh sandbox for a sequence of calls on `archive`.
     pub fn session(&self, archive: Option<Arc<dyn crate::input::Archive>>) -> Result<Session, PluginError> {
-        Session::new(&self.runtime, &self.pre, &self.info.name, archive)
+        Session::new(&self.runtime, &self.pre, &self.name, archive)
     }
 }

@@ -35,6 +35,29 @@ pub trait ArchiveRead {
         self.find(path).is_some_and(|e| e.kind != EntryKind::Directory)
     }
 
+    /// The regular file `path` names, following symlinks (relative to the
+    /// link's directory) and hardlinks as the host does, never leaving the
+    /// archive; `None` if there is none (missing, dangling, a loop, not a file).
+    fn resolve(&self, path: &str) -> Option<&Entry> {
+        let mut current = clean_path(path)?;
+        for _ in 0..MAX_LINK_HOPS {
+            let entries = self.entries();
+            let entry = entries.iter().find(|e| e.path == current).or_else(|| {
+                entries.iter().find(|e| clean_path(&e.path).as_deref() == Some(current.as_str()))
+            })?;
+            current = match (entry.kind, &entry.link) {
+                (EntryKind::File, _) => return Some(entry),
+                (EntryKind::Symlink, Some(target)) => {
+                    let base = if target.starts_with('/') { "" } else { entry.path.rsplit_once('/').map_or("", |(dir, _)| dir) };
+                    clean_path(&format!("{base}/{target}"))?
+                }
+                (EntryKind::Hardlink, Some(target)) => clean_path(target)?,
+                _ => return None,
+            };
+        }
+        None
+    }
+
     /// The whole content of `path`, refusing more than `max` bytes.
     fn read_all(&self, path: &str, max: u64) -> Result<Vec<u8>, DecodeError> {
         let path = normalize(path);
@@ -77,6 +100,26 @@ pub fn read_json<T: DeserializeOwned>(archive: &dyn ArchiveRead, path: &str) -> 
 
 fn too_big(path: &str, max: u64) -> DecodeError {
     DecodeError::malformed(path, format!("larger than the {max}-byte limit for metadata"))
+}
+
+/// How many links [`ArchiveRead::resolve`] follows before giving up.
+const MAX_LINK_HOPS: usize = 40;
+
+/// `path` with `.` and `..` resolved lexically and leading, trailing and
+/// repeated `/` removed, as the host names entries; `None` if `..` climbs
+/// above the archive root.
+pub fn clean_path(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 fn normalize(path: &str) -> &str {
@@ -139,6 +182,42 @@ impl MemArchive {
         self.contents.push(content.to_vec());
         self
     }
+
+    /// Adds a symlink to `target` (relative to the link's directory, or to
+    /// the archive root when it starts with `/`).
+    pub fn add_symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.entries.push(Entry {
+            path: path.to_string(),
+            kind: EntryKind::Symlink,
+            size: 0,
+            link: Some(target.to_string()),
+        });
+        self.contents.push(Vec::new());
+        self
+    }
+
+    /// Adds a directory.
+    pub fn add_dir(&mut self, path: &str) -> &mut Self {
+        self.entries.push(Entry { path: path.to_string(), kind: EntryKind::Directory, size: 0, link: None });
+        self.contents.push(Vec::new());
+        self
+    }
+
+    /// Removes every entry at `path`.
+    pub fn remove(&mut self, path: &str) -> &mut Self {
+        while let Some(i) = self.entries.iter().position(|e| e.path == path) {
+            self.entries.remove(i);
+            self.contents.remove(i);
+        }
+        self
+    }
+
+    /// The content of the file `path` names, links followed.
+    fn content(&self, path: &str) -> Result<&[u8], String> {
+        let entry = self.resolve(path).ok_or_else(|| format!("{path}: no such file"))?;
+        let i = self.entries.iter().position(|e| std::ptr::eq(e, entry)).ok_or_else(|| format!("{path}: no such file"))?;
+        Ok(&self.contents[i])
+    }
 }
 
 impl ArchiveRead for MemArchive {
@@ -147,22 +226,21 @@ impl ArchiveRead for MemArchive {
     }
 
     fn read(&self, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {
-        let i = self.entries.iter().position(|e| e.path == path).ok_or_else(|| format!("{path}: no such entry"))?;
-        let content = &self.contents[i];
+        let content = self.content(path)?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
         let end = start.saturating_add(len as usize).min(content.len());
         Ok(content[start..end].to_vec())
     }
 
-    /// Hashes the stored bytes; `uncompressed` is not supported here (the
-    /// test archive holds what it holds).
+    /// Hashes the stored bytes. `uncompressed` is supported for plain
+    /// content only (gzip or zstd content is refused: store the plain bytes).
     fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String> {
-        if uncompressed {
+        let content = self.content(path)?;
+        if uncompressed && (content.starts_with(&[0x1f, 0x8b]) || content.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])) {
             return Err("MemArchive cannot decompress; store the plain bytes".into());
         }
-        let i = self.entries.iter().position(|e| e.path == path).ok_or_else(|| format!("{path}: no such entry"))?;
         use sha2::Digest as _;
-        Ok(format!("sha256:{:x}", sha2::Sha256::digest(&self.contents[i])))
+        Ok(format!("sha256:{:x}", sha2::Sha256::digest(content)))
     }
 }
 
@@ -182,5 +260,23 @@ mod tests {
         assert_eq!(err.entry.as_deref(), Some("nope"));
         let v: serde_json::Value = archive.read_json("a/b.json").unwrap();
         assert_eq!(v["x"], 1);
+    }
+
+    #[test]
+    fn links_are_followed_inside_the_archive() {
+        let mut archive = MemArchive::new([("a/layer.tar", "data")]);
+        archive.add_symlink("b/layer.tar", "../a/layer.tar");
+        archive.add_symlink("c/layer.tar", "/b/layer.tar");
+        archive.add_symlink("loop", "loop");
+        archive.add_symlink("out", "../../x");
+        archive.add_dir("d");
+        assert_eq!(archive.resolve("./c/layer.tar").unwrap().path, "a/layer.tar");
+        assert_eq!(archive.read_all("c/layer.tar", 10).unwrap(), b"data");
+        assert_eq!(archive.digest("b/layer.tar", true).unwrap(), archive.digest("a/layer.tar", false).unwrap());
+        for bad in ["loop", "out", "d", "nope"] {
+            assert!(archive.resolve(bad).is_none(), "{bad}");
+        }
+        assert_eq!(clean_path("./a//b/../c/"), Some("a/c".to_string()));
+        assert_eq!(clean_path("a/../.."), None);
     }
 }

@@ -22,6 +22,9 @@
 //! export_decoder!(Mine);
 //! ```
 //!
+//! Archives that hold an OCI image layout can hand it to [`layout::images`];
+//! [`ArchiveRead::resolve`] follows links the way the host does.
+//!
 //! Decoders run in a sandbox with no file system, network, clock or
 //! randomness, under memory and time limits. Unit-test their logic natively
 //! with [`MemArchive`].
@@ -29,9 +32,10 @@
 mod archive;
 mod digest;
 mod error;
+pub mod layout;
 pub mod oci;
 
-pub use archive::{read_json, ArchiveRead, MemArchive, MAX_METADATA_SIZE};
+pub use archive::{clean_path, read_json, ArchiveRead, MemArchive, MAX_METADATA_SIZE};
 pub use digest::Digest;
 
 /// Generated bindings of the `msb:format` WIT contract. Use the re-exports
@@ -70,8 +74,12 @@ pub trait Decoder {
 }
 
 /// Sends a line to the host's debug log (`MSB_LOG=debug`).
+/// Natively (unit tests) it goes to stderr.
 pub fn log(message: &str) {
-    bindings::log(message)
+    #[cfg(target_family = "wasm")]
+    bindings::log(message);
+    #[cfg(not(target_family = "wasm"))]
+    eprintln!("{message}");
 }
 
 /// Builds an [`Info`] whose version is the calling crate's.

@@ -1,0 +1,186 @@
+//! `msb load` of docker archives: `skopeo copy … docker-archive:`, docker
+//! 25+ (an OCI layout and a `manifest.json` in one tar), classic `docker
+//! save` (`<id>/layer.tar`, symlinked duplicates, untagged images) and
+//! legacy v1 (`repositories` only). The same image in every form must give
+//! the same layers.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The archives of `tests/fixtures/make-docker.sh`, built once per test binary.
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        for tool in ["umoci", "skopeo", "python3"] {
+            require(tool);
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docker-fixtures-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make-docker.sh");
+        run(Command::new("bash").arg(script).arg(&dir));
+        dir
+    })
+}
+
+/// Digests the fixture script recorded (`expected.json`).
+fn expected() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("read expected.json");
+    serde_json::from_str(&text).expect("expected.json is JSON")
+}
+
+fn archive(name: &str) -> String {
+    fixtures().join(name).to_str().expect("UTF-8 path").to_string()
+}
+
+/// `msb load -i NAME`; returns the `✓ Loaded` lines.
+fn load(msb: &Msb, name: &str) -> String {
+    let (_, stderr) = msb.ok(["load", "-i", &archive(name)]);
+    stderr.trim().to_string()
+}
+
+fn strings(values: &Value) -> Vec<String> {
+    values.as_array().expect("array").iter().map(|v| v.as_str().expect("string").to_string()).collect()
+}
+
+/// (diff_id, EROFS path) of each layer of an `inspect`.
+fn layers(image: &Value) -> Vec<(String, String)> {
+    let layers = image["layers"].as_array().expect("layers");
+    layers.iter().map(|l| (l["diff_id"].as_str().unwrap().to_string(), l["erofs"].as_str().unwrap().to_string())).collect()
+}
+
+fn diff_ids(image: &Value) -> Vec<String> {
+    layers(image).into_iter().map(|(d, _)| d).collect()
+}
+
+/// The config blob of `image` in the store (an OCI layout).
+fn stored_config(msb: &Msb, image: &Value) -> Value {
+    let digest = image["config_digest"].as_str().expect("config_digest");
+    let path = msb.home().join("oci/blobs/sha256").join(&digest[7..]);
+    serde_json::from_slice(&std::fs::read(path).expect("config blob in the store")).expect("config is JSON")
+}
+
+#[test]
+fn loads_a_skopeo_docker_archive() {
+    let msb = Msb::new();
+    assert_eq!(load(&msb, "docker-archive.tar"), "✓ Loaded alpine:3.20");
+    let spec = format!("docker-archive:{}", archive("docker-archive.tar"));
+    let manifest = skopeo_json(&["--raw", &spec]);
+    let config = skopeo_json(&["--config", &spec]);
+    let image = msb.inspect("alpine:3.20");
+    // The image ID docker shows is the config digest.
+    assert_eq!(image["config_digest"], manifest["config"]["digest"]);
+    assert_eq!(image["config_digest"], expected()["config"]);
+    assert_eq!(diff_ids(&image), strings(&config["rootfs"]["diff_ids"]));
+    assert_eq!(image["platform"], "linux/amd64");
+    let id = image["config_digest"].as_str().unwrap();
+    assert_eq!(msb.inspect(id)["manifest_digest"], image["manifest_digest"]);
+
+    let (stdout, _) = msb.ok(["plugin", "detect", &archive("docker-archive.tar")]);
+    assert!(stdout.lines().next().is_some_and(|l| l.starts_with("docker-save") && l.ends_with("100")), "{stdout}");
+}
+
+#[test]
+fn every_tag_is_loaded() {
+    let msb = Msb::new();
+    assert_eq!(load(&msb, "two-tags.tar"), "✓ Loaded alpine:3.20\n✓ Loaded mine:2");
+    assert_eq!(msb.inspect("mine:2")["config_digest"], msb.inspect("alpine:3.20")["config_digest"]);
+}
+
+#[test]
+fn docker25_keeps_the_oci_manifest() {
+    let msb = Msb::new();
+    let (stdout, _) = msb.ok(["plugin", "detect", &archive("docker25.tar")]);
+    let first: Vec<&str> = stdout.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(first, ["docker-save", "95"], "{stdout}");
+    assert_eq!(load(&msb, "docker25.tar"), "✓ Loaded alpine:3.20\n✓ Loaded mine:2");
+    let expected = expected();
+    for name in ["alpine:3.20", "mine:2"] {
+        let image = msb.inspect(name);
+        assert_eq!(image["manifest_digest"], expected["docker25_manifest"], "{name}");
+        assert_eq!(image["config_digest"], expected["config"], "{name}");
+        assert_eq!(diff_ids(&image), strings(&expected["diff_ids"]));
+    }
+}
+
+#[test]
+fn classic_docker_save_with_an_untagged_image_and_a_symlinked_layer() {
+    let msb = Msb::new();
+    let expected = expected();
+    let untagged = expected["classic_untagged"].as_str().unwrap();
+    assert_eq!(load(&msb, "classic.tar"), format!("✓ Loaded alpine:3.20\n✓ Loaded {untagged}"));
+    let tagged = msb.inspect("alpine:3.20");
+    assert_eq!(tagged["config_digest"], expected["config"]);
+    let other = msb.inspect(untagged);
+    assert_eq!(other["config_digest"], untagged);
+    assert_eq!(stored_config(&msb, &other)["config"]["Cmd"], serde_json::json!(["/bin/true"]));
+    // The symlinked copy is the same layer.
+    assert_eq!(layers(&other), layers(&tagged));
+    assert_eq!(diff_ids(&other), strings(&expected["diff_ids"]));
+}
+
+#[test]
+fn a_missing_layer_is_named_and_changes_nothing() {
+    let msb = Msb::new();
+    load(&msb, "docker-archive.tar");
+    let before = msb.snapshot();
+    let error = msb.fails(["load", "-i", &archive("broken.tar")]);
+    assert!(error.contains(r#"broken.tar: manifest.json: layer "abc/layer.tar" is not in the archive"#), "{error}");
+    assert_eq!(msb.snapshot(), before);
+}
+
+#[test]
+fn v1_archive_gets_a_stable_synthesized_config() {
+    let msb = Msb::new();
+    let (stdout, _) = msb.ok(["plugin", "detect", &archive("v1.tar")]);
+    assert!(stdout.lines().next().is_some_and(|l| l.starts_with("docker-v1") && l.ends_with("100")), "{stdout}");
+    assert_eq!(load(&msb, "v1.tar"), "✓ Loaded alpine:3.20\n✓ Loaded alpine:latest");
+    let image = msb.inspect("alpine:3.20");
+    assert_eq!(msb.inspect("alpine:latest")["manifest_digest"], image["manifest_digest"]);
+    assert_eq!(diff_ids(&image), strings(&expected()["diff_ids"]));
+    assert_eq!(image["platform"], "linux/amd64");
+
+    let config = stored_config(&msb, &image);
+    assert_eq!(strings(&config["rootfs"]["diff_ids"]), diff_ids(&image));
+    assert_eq!(config["rootfs"]["type"], "layers");
+    let history = config["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["created_by"], "/bin/sh -c #(nop) layer 1");
+    assert_eq!(history[1]["author"], "make-docker.sh");
+    assert_eq!(config["config"]["Env"], serde_json::json!(["GREETING=hi"]));
+    assert!(config.get("id").is_none() && config.get("parent").is_none());
+
+    let again = Msb::new();
+    load(&again, "v1.tar");
+    let second = again.inspect("alpine:3.20");
+    assert_eq!(second["config_digest"], image["config_digest"], "the synthesized config is stable");
+    assert_eq!(second["manifest_digest"], image["manifest_digest"]);
+}
+
+#[test]
+fn every_form_gives_the_same_layers() {
+    let msb = Msb::new();
+    let mut seen = Vec::new();
+    for name in ["oci/oci-archive.tar", "docker-archive.tar", "docker25.tar", "classic.tar", "v1.tar"] {
+        msb.ok(["load", "-q", "-i", &archive(name)]);
+        seen.push((name, layers(&msb.inspect("alpine:3.20"))));
+    }
+    let (first, want) = &seen[0];
+    assert_eq!(want.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), strings(&expected()["diff_ids"]));
+    for (name, got) in &seen[1..] {
+        assert_eq!(got, want, "{name} differs from {first}");
+    }
+}
+
+#[test]
+fn docker_layers_become_erofs_images_of_their_tars() {
+    let msb = Msb::new();
+    load(&msb, "classic.tar");
+    let image = msb.inspect("alpine:3.20");
+    for (i, (_, erofs)) in layers(&image).iter().enumerate() {
+        check_erofs_against_tar(Path::new(erofs), &fixtures().join(format!("oci/layers/{i}.tar.gz")));
+    }
+}
