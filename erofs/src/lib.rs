@@ -1,1 +1,63 @@
-//! EROFS writer: converts one OCI layer tar into one EROFS image.
+//! EROFS writer: one OCI layer tar in, one EROFS image out.
+//!
+//! ```no_run
+//! let tar = std::fs::File::open("layer.tar")?;
+//! let mut out = std::fs::File::create("layer.erofs")?;
+//! msb_erofs::write_layer(tar, &mut out, &msb_erofs::Options::default())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! One pass over the tar: file data streams straight into data blocks;
+//! only metadata (and small-file tails, in a temporary file) is kept until
+//! the end, when directories, inodes and the superblock are written. See
+//! `README.md` for what is guaranteed and what is refused.
+
+mod layout;
+mod tree;
+mod write;
+mod xattr;
+
+pub use xattr::XattrError;
+
+use std::io::{self, Read};
+
+/// Options for [`write_layer`]. The default is what msb uses.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where the temporary tails file goes (default: the system's temp dir).
+    pub tmp_dir: Option<std::path::PathBuf>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Inodes in the image.
+    pub inodes: u64,
+    /// Size of the image in bytes.
+    pub bytes: u64,
+}
+
+/// Why a layer could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the tar or writing the image failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// A tar entry is malformed or uses something EROFS (or msb) cannot hold.
+    #[error("{path}: {reason}")]
+    Entry {
+        /// The entry's path in the tar.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The image would need more than 2^32 blocks.
+    #[error("the layer is too large for an EROFS image")]
+    TooLarge,
+}
+
+/// Reads the layer tar from `tar` in one pass and writes the EROFS image to
+/// `out` (a fresh, empty file).
+pub fn write_layer<R: Read>(tar: R, out: &mut std::fs::File, opts: &Options) -> Result<Summary, Error> {
+    write::write(tar, out, opts)
+}

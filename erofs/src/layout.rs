@@ -1,0 +1,138 @@
+//! On-disk structures of EROFS (little-endian), as in the kernel's
+//! `fs/erofs/erofs_fs.h`. Only what an uncompressed image needs.
+
+/// Block size: 4 KiB.
+pub const BLOCK_SIZE: u64 = 4096;
+/// log2 of [`BLOCK_SIZE`].
+pub const BLOCK_BITS: u8 = 12;
+/// Where the superblock starts.
+pub const SUPER_OFFSET: u64 = 1024;
+/// `EROFS_SUPER_MAGIC_V1`.
+pub const MAGIC: u32 = 0xE0F5_E1E2;
+/// Inodes are addressed in 32-byte slots.
+pub const SLOT: u64 = 32;
+/// Size of an extended inode.
+pub const INODE_SIZE: u64 = 64;
+/// Size of a directory entry.
+pub const DIRENT_SIZE: u64 = 12;
+/// Size of the in-inode xattr header.
+pub const XATTR_HEADER_SIZE: u64 = 12;
+
+/// Data layouts (`i_format` bits 1..3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataLayout {
+    /// All data in consecutive blocks.
+    FlatPlain = 0,
+    /// Full blocks consecutive, the tail right after the inode.
+    FlatInline = 2,
+}
+
+/// `EROFS_FT_*` directory entry types.
+pub fn file_type(mode: u32) -> u8 {
+    match mode & 0o170000 {
+        0o100000 => 1,
+        0o040000 => 2,
+        0o020000 => 3,
+        0o060000 => 4,
+        0o010000 => 5,
+        0o140000 => 6,
+        0o120000 => 7,
+        _ => 0,
+    }
+}
+
+/// The superblock's fields that vary.
+pub struct SuperBlock {
+    pub root_nid: u16,
+    pub inos: u64,
+    pub blocks: u32,
+    pub meta_blkaddr: u32,
+}
+
+impl SuperBlock {
+    /// The 128 bytes at [`SUPER_OFFSET`].
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        // checksum (4..8) and feature_compat (8..12): none.
+        b[12] = BLOCK_BITS;
+        b[14..16].copy_from_slice(&self.root_nid.to_le_bytes());
+        b[16..24].copy_from_slice(&self.inos.to_le_bytes());
+        // build_time (24..32), build_time_nsec (32..36): unused, every inode is extended.
+        b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
+        b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
+        // xattr_blkaddr, uuid, volume_name, feature_incompat…: zero.
+        b
+    }
+}
+
+/// An extended (64-byte) inode.
+pub struct Inode {
+    pub layout: DataLayout,
+    pub xattr_icount: u16,
+    pub mode: u32,
+    pub size: u64,
+    /// `raw_blkaddr` for data, or the encoded `rdev` for devices.
+    pub i_u: u32,
+    pub ino: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    pub mtime_nsec: u32,
+    pub nlink: u32,
+}
+
+impl Inode {
+    /// The 64 on-disk bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        let format: u16 = 1 | ((self.layout as u16) << 1);
+        b[0..2].copy_from_slice(&format.to_le_bytes());
+        b[2..4].copy_from_slice(&self.xattr_icount.to_le_bytes());
+        b[4..6].copy_from_slice(&(self.mode as u16).to_le_bytes());
+        b[8..16].copy_from_slice(&self.size.to_le_bytes());
+        b[16..20].copy_from_slice(&self.i_u.to_le_bytes());
+        b[20..24].copy_from_slice(&self.ino.to_le_bytes());
+        b[24..28].copy_from_slice(&self.uid.to_le_bytes());
+        b[28..32].copy_from_slice(&self.gid.to_le_bytes());
+        b[32..40].copy_from_slice(&self.mtime.to_le_bytes());
+        b[40..44].copy_from_slice(&self.mtime_nsec.to_le_bytes());
+        b[44..48].copy_from_slice(&self.nlink.to_le_bytes());
+        b
+    }
+}
+
+/// The kernel's `new_encode_dev`.
+pub fn encode_dev(major: u32, minor: u32) -> u32 {
+    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_inode_holds_what_compact_cannot() {
+        let inode = Inode {
+            layout: DataLayout::FlatInline,
+            xattr_icount: 3,
+            mode: 0o104755,
+            size: 5 << 30,
+            i_u: 7,
+            ino: 9,
+            uid: u32::MAX - 1,
+            gid: 70000,
+            mtime: 1 << 33,
+            mtime_nsec: 5,
+            nlink: 70000,
+        };
+        let b = inode.to_bytes();
+        assert_eq!(u16::from_le_bytes([b[0], b[1]]), 0b101);
+        assert_eq!(u64::from_le_bytes(b[8..16].try_into().unwrap()), 5 << 30);
+        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), u32::MAX - 1);
+        assert_eq!(u64::from_le_bytes(b[32..40].try_into().unwrap()), 1 << 33);
+        assert_eq!(u32::from_le_bytes(b[44..48].try_into().unwrap()), 70000);
+        assert_eq!(encode_dev(8, 1), 0x801);
+        assert_eq!(encode_dev(1, 0x1234), 0x34 | (1 << 8) | (0x1200 << 12));
+    }
+}
