@@ -30,7 +30,7 @@ def expected(tar_path):
             base = os.path.basename(path)
             parent = os.path.dirname(path)
             if base == ".wh..wh..opq":
-                want.setdefault(parent, {"type": "dir", "mode": 0o755, "uid": 0, "gid": 0})["opaque"] = True
+                want.setdefault(parent, {"type": "dir", "mode": 0o755, "uid": 0, "gid": 0}).setdefault("xattrs", {})["trusted.overlay.opaque"] = b"y"
                 continue
             if base.startswith(".wh."):
                 target = (parent + "/" if parent else "") + base[4:]
@@ -38,12 +38,22 @@ def expected(tar_path):
                 continue
             if path == "":
                 continue
-            e = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid}
+            e = {"mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime)}
+            if "mtime" in m.pax_headers and "." in m.pax_headers["mtime"]:
+                secs, frac = m.pax_headers["mtime"].split(".")
+                e["mtime_ns"] = int(secs) * 10**9 + int((frac + "000000000")[:9])
+            xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
+                      for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+            if xattrs:
+                e["xattrs"] = xattrs
             if m.isdir():
                 e["type"] = "dir"
                 old = want.get(path)
-                if old and old.get("opaque"):
-                    e["opaque"] = True
+                if old and old.get("type") == "dir":
+                    merged = dict(old.get("xattrs", {}))
+                    merged.update(e.get("xattrs", {}))
+                    if merged:
+                        e["xattrs"] = merged
             elif m.issym():
                 e["type"] = "sym"; e["target"] = m.linkname
             elif m.islnk():
@@ -57,6 +67,9 @@ def expected(tar_path):
                 e["type"] = "file"
                 e["sha"] = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
                 e["size"] = m.size
+            if e["type"] != "dir":
+                for below in [p for p in want if p.startswith(path + "/")]:
+                    del want[below]
             want[path] = e
             for d in parent.split("/") if parent else []:
                 pass
@@ -65,7 +78,14 @@ def expected(tar_path):
 def actual(root, path):
     full = os.path.join(root, path)
     st = os.lstat(full)
-    e = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "ino": st.st_ino}
+    e = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "ino": st.st_ino,
+         "mtime": int(st.st_mtime), "mtime_ns": st.st_mtime_ns}
+    if XATTRS:
+        try:
+            names = os.listxattr(full, follow_symlinks=False)
+        except OSError:
+            names = []
+        e["xattrs"] = {n: os.getxattr(full, n, follow_symlinks=False) for n in names}
     if stat.S_ISDIR(st.st_mode):
         e["type"] = "dir"
     elif stat.S_ISLNK(st.st_mode):
@@ -81,6 +101,10 @@ def actual(root, path):
             e["sha"] = hashlib.sha256(f.read()).hexdigest()
     return e
 
+# Extended attributes are compared on a kernel mount (XATTRS=1 in the
+# environment); an fsck.erofs extraction does not restore them all.
+XATTRS = os.environ.get("XATTRS") == "1"
+
 def main():
     tar_path, root = sys.argv[1], sys.argv[2]
     want, links = expected(tar_path)
@@ -90,13 +114,20 @@ def main():
             a = actual(root, path)
         except FileNotFoundError:
             problems.append(f"{path}: missing"); continue
-        for key in ("type", "target", "rdev", "sha", "size"):
+        keys = ["type", "target", "rdev", "sha", "size"]
+        if w.get("type") not in ("sym",):
+            keys += ["mtime", "mtime_ns"]
+        if XATTRS and w.get("type") != "chr":
+            w.setdefault("xattrs", {})
+            keys.append("xattrs")
+        for key in keys:
             if key in w and w.get(key) != a.get(key):
                 problems.append(f"{path}: {key} {a.get(key)!r}, tar says {w.get(key)!r}")
         if w["type"] not in ("chr",) or w.get("rdev") != (0, 0):
             for key in ("mode", "uid", "gid"):
                 if key in w and w[key] != a[key] and w["type"] != "sym":
                     problems.append(f"{path}: {key} {a[key]:o}, tar says {w[key]:o}")
+
     for path, target in links:
         if os.lstat(os.path.join(root, path)).st_ino != os.lstat(os.path.join(root, target)).st_ino:
             problems.append(f"{path}: not a hardlink of {target}")
