@@ -11,8 +11,10 @@ pub const SUPER_OFFSET: u64 = 1024;
 pub const MAGIC: u32 = 0xE0F5_E1E2;
 /// Inodes are addressed in 32-byte slots.
 pub const SLOT: u64 = 32;
-/// Size of an extended inode.
+/// Size of an extended inode (the most an inode takes).
 pub const INODE_SIZE: u64 = 64;
+/// Size of a compact inode.
+pub const COMPACT_INODE_SIZE: u64 = 32;
 /// Size of a directory entry.
 pub const DIRENT_SIZE: u64 = 12;
 /// Size of the in-inode xattr header.
@@ -44,6 +46,9 @@ pub fn file_type(mode: u32) -> u8 {
 /// The superblock's fields that vary.
 pub struct SuperBlock {
     pub root_nid: u16,
+    /// The time of every compact inode.
+    pub build_time: u64,
+    pub build_time_nsec: u32,
     pub inos: u64,
     pub blocks: u32,
     pub meta_blkaddr: u32,
@@ -58,7 +63,8 @@ impl SuperBlock {
         b[12] = BLOCK_BITS;
         b[14..16].copy_from_slice(&self.root_nid.to_le_bytes());
         b[16..24].copy_from_slice(&self.inos.to_le_bytes());
-        // build_time (24..32), build_time_nsec (32..36): unused, every inode is extended.
+        b[24..32].copy_from_slice(&self.build_time.to_le_bytes());
+        b[32..36].copy_from_slice(&self.build_time_nsec.to_le_bytes());
         b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
         b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
         // xattr_blkaddr, uuid, volume_name, feature_incompat…: zero.
@@ -66,7 +72,7 @@ impl SuperBlock {
     }
 }
 
-/// An extended (64-byte) inode.
+/// An inode, written compact (32 bytes) when it can be.
 pub struct Inode {
     pub layout: DataLayout,
     pub xattr_icount: u16,
@@ -83,8 +89,36 @@ pub struct Inode {
 }
 
 impl Inode {
-    /// The 64 on-disk bytes.
-    pub fn to_bytes(&self) -> [u8; 64] {
+    /// Whether the 32-byte form holds this inode, given the superblock's
+    /// build time (the only time a compact inode can have).
+    pub fn fits_compact(&self, build_time: (u64, u32)) -> bool {
+        self.uid <= u16::MAX as u32
+            && self.gid <= u16::MAX as u32
+            && self.nlink <= u16::MAX as u32
+            && self.size <= u32::MAX as u64
+            && (self.mtime, self.mtime_nsec) == build_time
+    }
+
+    /// The 32 bytes of `erofs_inode_compact`.
+    pub fn to_compact(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        let format: u16 = (self.layout as u16) << 1;
+        b[0..2].copy_from_slice(&format.to_le_bytes());
+        b[2..4].copy_from_slice(&self.xattr_icount.to_le_bytes());
+        b[4..6].copy_from_slice(&(self.mode as u16).to_le_bytes());
+        b[6..8].copy_from_slice(&(self.nlink as u16).to_le_bytes());
+        b[8..12].copy_from_slice(&(self.size as u32).to_le_bytes());
+        // 12..16: reserved (an mtime offset from the build time in newer
+        // kernels): 0 = the build time either way.
+        b[16..20].copy_from_slice(&self.i_u.to_le_bytes());
+        b[20..24].copy_from_slice(&self.ino.to_le_bytes());
+        b[24..26].copy_from_slice(&(self.uid as u16).to_le_bytes());
+        b[26..28].copy_from_slice(&(self.gid as u16).to_le_bytes());
+        b
+    }
+
+    /// The 64 bytes of `erofs_inode_extended`.
+    pub fn to_extended(&self) -> [u8; 64] {
         let mut b = [0u8; 64];
         let format: u16 = 1 | ((self.layout as u16) << 1);
         b[0..2].copy_from_slice(&format.to_le_bytes());
@@ -126,12 +160,19 @@ mod tests {
             mtime_nsec: 5,
             nlink: 70000,
         };
-        let b = inode.to_bytes();
+        assert!(!inode.fits_compact((1 << 33, 5)), "uid, size and nlink need the extended form");
+        let b = inode.to_extended();
         assert_eq!(u16::from_le_bytes([b[0], b[1]]), 0b101);
         assert_eq!(u64::from_le_bytes(b[8..16].try_into().unwrap()), 5 << 30);
         assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), u32::MAX - 1);
         assert_eq!(u64::from_le_bytes(b[32..40].try_into().unwrap()), 1 << 33);
         assert_eq!(u32::from_le_bytes(b[44..48].try_into().unwrap()), 70000);
+        let small = Inode { uid: 0, gid: 0, size: 10, nlink: 1, ..inode };
+        assert!(small.fits_compact((1 << 33, 5)));
+        assert!(!small.fits_compact((1 << 33, 6)), "another time needs the extended form");
+        let c = small.to_compact();
+        assert_eq!(u16::from_le_bytes([c[0], c[1]]), 0b100);
+        assert_eq!(u32::from_le_bytes(c[8..12].try_into().unwrap()), 10);
         assert_eq!(encode_dev(8, 1), 0x801);
         assert_eq!(encode_dev(1, 0x1234), 0x34 | (1 << 8) | (0x1200 << 12));
     }

@@ -1,7 +1,7 @@
 //! The writer: streams tar entries into the tree and the data area, then
 //! lays out directories and the metadata area and writes them.
 
-use crate::layout::{self, BLOCK_SIZE, DIRENT_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
+use crate::layout::{self, BLOCK_SIZE, COMPACT_INODE_SIZE, DIRENT_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree};
 use crate::xattr::Xattrs;
 use crate::{Error, Options, Summary};
@@ -259,6 +259,39 @@ impl Writer<'_> {
         }
         let meta_blkaddr = next_block;
 
+        // The inodes. The most common time becomes the build time, which
+        // every compact inode shares.
+        let build_time = most_common(order.iter().map(|&id| (tree.nodes[id].meta.mtime, tree.nodes[id].meta.mtime_nsec)));
+        let inodes: HashMap<NodeId, Inode> = order
+            .iter()
+            .enumerate()
+            .map(|(ino, &id)| {
+                let node = &tree.nodes[id];
+                let plan = &plans[&id];
+                let nlink = match &node.kind {
+                    Kind::Dir(children) => {
+                        2 + children.values().filter(|c| matches!(tree.nodes[**c].kind, Kind::Dir(_))).count() as u32
+                    }
+                    _ => seen[&id],
+                };
+                let inode = Inode {
+                    layout: plan.layout,
+                    xattr_icount: node.xattrs.icount(),
+                    mode: node.meta.mode,
+                    size: plan.size,
+                    i_u: plan.i_u,
+                    ino: ino as u32 + 1,
+                    uid: node.meta.uid,
+                    gid: node.meta.gid,
+                    mtime: node.meta.mtime,
+                    mtime_nsec: node.meta.mtime_nsec,
+                    nlink,
+                };
+                (id, inode)
+            })
+            .collect();
+        let inode_size = |id: NodeId| if inodes[&id].fits_compact(build_time) { COMPACT_INODE_SIZE } else { INODE_SIZE };
+
         // The metadata area: each inode at a 32-byte slot; an inode with
         // inline data never crosses a block boundary.
         // Slot 0 stays empty: nid 0 would be inode number 0, which readdir
@@ -266,7 +299,7 @@ impl Writer<'_> {
         let mut offsets: HashMap<NodeId, u64> = HashMap::new();
         let mut cursor = SLOT;
         for &id in &order {
-            let len = INODE_SIZE + tree.nodes[id].xattrs.body_size() + plans[&id].inline;
+            let len = inode_size(id) + tree.nodes[id].xattrs.body_size() + plans[&id].inline;
             if len <= BLOCK_SIZE && cursor % BLOCK_SIZE + len > BLOCK_SIZE {
                 cursor = cursor.next_multiple_of(BLOCK_SIZE);
             }
@@ -298,32 +331,19 @@ impl Writer<'_> {
 
         // Write the metadata area.
         let mut meta = vec![0u8; (meta_blocks * BLOCK_SIZE) as usize];
-        for (ino, &id) in order.iter().enumerate() {
+        for &id in &order {
             let node = &tree.nodes[id];
             let plan = &plans[&id];
-            let nlink = match &node.kind {
-                Kind::Dir(children) => {
-                    2 + children.values().filter(|c| matches!(tree.nodes[**c].kind, Kind::Dir(_))).count() as u32
-                }
-                _ => seen[&id],
-            };
-            let inode = Inode {
-                layout: plan.layout,
-                xattr_icount: node.xattrs.icount(),
-                mode: node.meta.mode,
-                size: plan.size,
-                i_u: plan.i_u,
-                ino: ino as u32 + 1,
-                uid: node.meta.uid,
-                gid: node.meta.gid,
-                mtime: node.meta.mtime,
-                mtime_nsec: node.meta.mtime_nsec,
-                nlink,
-            };
+            let inode = &inodes[&id];
             let at = offsets[&id] as usize;
-            meta[at..at + INODE_SIZE as usize].copy_from_slice(&inode.to_bytes());
+            let at = if inode.fits_compact(build_time) {
+                meta[at..at + COMPACT_INODE_SIZE as usize].copy_from_slice(&inode.to_compact());
+                at + COMPACT_INODE_SIZE as usize
+            } else {
+                meta[at..at + INODE_SIZE as usize].copy_from_slice(&inode.to_extended());
+                at + INODE_SIZE as usize
+            };
             let xattrs = node.xattrs.to_bytes();
-            let at = at + INODE_SIZE as usize;
             meta[at..at + xattrs.len()].copy_from_slice(&xattrs);
             let at = at + xattrs.len();
             if plan.inline > 0 {
@@ -339,7 +359,14 @@ impl Writer<'_> {
 
         // Block 0: the superblock.
         let mut block0 = vec![0u8; BLOCK_SIZE as usize];
-        let sb = SuperBlock { root_nid: nid(ROOT) as u16, inos: order.len() as u64, blocks: total_blocks, meta_blkaddr: meta_blkaddr as u32 };
+        let sb = SuperBlock {
+            root_nid: nid(ROOT) as u16,
+            build_time: build_time.0,
+            build_time_nsec: build_time.1,
+            inos: order.len() as u64,
+            blocks: total_blocks,
+            meta_blkaddr: meta_blkaddr as u32,
+        };
         block0[SUPER_OFFSET as usize..SUPER_OFFSET as usize + 128].copy_from_slice(&sb.to_bytes());
         out.write_all_at(&block0, 0)?;
         let bytes = total_blocks as u64 * BLOCK_SIZE;
@@ -411,6 +438,15 @@ impl DirLayout {
         }
         out
     }
+}
+
+/// The most frequent value (the smallest among equals), or the default.
+fn most_common<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
+    let mut counts = std::collections::BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_insert(0usize) += 1;
+    }
+    counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v).unwrap_or_default()
 }
 
 /// `seconds[.fraction]` → (seconds, nanoseconds); negative times clamp to 0.
