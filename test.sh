@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (Debian packages for skopeo,
-# umoci, erofs-utils; the wasm32-wasip2 target), then one release build
+# umoci, erofs-utils, podman; the wasm32-wasip2 target), then one release build
 # shared by the unit and end-to-end tests, then the decoders' own tests.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,6 +10,7 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v fsck.erofs >/dev/null || missing+=(erofs-utils)
 command -v python3 >/dev/null || missing+=(python3)
+command -v podman >/dev/null || missing+=(podman)
 if ((${#missing[@]})); then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -q

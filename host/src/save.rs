@@ -148,12 +148,12 @@ fn docker_manifest(images: &[(IndexEntry, ImageView)]) -> (Vec<u8>, Vec<u8>) {
                 &mut by_config.last_mut().expect("just pushed").1
             }
         };
+        // Fully qualified: docker normalizes either form, and podman would
+        // take a short `alpine:3.20` for `localhost/alpine:3.20`.
         if let Some(reference) = &entry.reference {
-            tags.push(reference.familiar());
+            tags.push(reference.to_string());
             if let (Some(tag), Some(top)) = (reference.tag(), view.layers.last()) {
-                let repo = reference.familiar();
-                let repo = repo.rsplit_once(':').map_or(repo.as_str(), |(r, _)| r).to_string();
-                repositories.entry(repo).or_default().insert(tag.to_string(), top.digest.hex().to_string());
+                repositories.entry(reference.name().to_string()).or_default().insert(tag.to_string(), top.digest.hex().to_string());
             }
         }
     }
