@@ -12,7 +12,7 @@ size_mb=${1:-512}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /dev/shm/msb-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-(cd "$root" && cargo build --release --locked --quiet -p msb)
+(cd "$root" && cargo build --release --quiet -p msb)
 msb="$root/target/release/msb"
 
 echo "building a ${size_mb} MiB image (half random, half text) in $work" >&2

@@ -60,7 +60,7 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
             if let Some(c) = input.compression {
                 println!("(outer compression: {})", c.name());
             }
-            for (name, score, _) in verdicts {
+            for (name, score) in verdicts {
                 println!("{name:<16} {score:>3}");
             }
         }

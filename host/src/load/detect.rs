@@ -26,39 +26,35 @@ pub(crate) fn choose(
         return Err(LoadError::UnknownPlugin { name: wanted.to_string(), available });
     }
     let verdicts = verdicts(registry, archive);
-    let best = verdicts.iter().map(|(_, score, _)| *score).max().unwrap_or(0);
+    let best = verdicts.iter().map(|(_, score)| *score).max().unwrap_or(0);
     if best == 0 {
         return Err(LoadError::NoDecoder {
             looks_like: looks_like(archive.as_ref()),
-            tried: verdicts.iter().map(|(name, _, _)| name.clone()).collect(),
+            tried: verdicts.into_iter().map(|(name, _)| name).collect(),
         });
     }
-    let mut winners: Vec<_> = verdicts.into_iter().filter(|(_, score, _)| *score == best).collect();
-    if winners.len() > 1 {
-        return Err(LoadError::AmbiguousDecoder { names: winners.into_iter().map(|(n, _, _)| n).collect(), score: best });
+    let winners: Vec<String> = verdicts.into_iter().filter(|(_, score)| *score == best).map(|(name, _)| name).collect();
+    match winners.as_slice() {
+        // Decoding starts in a fresh sandbox, not the one that detected.
+        [name] => Ok(registry.get(name).expect("a verdict names a registered decoder").session(Some(archive.clone()))?),
+        _ => Err(LoadError::AmbiguousDecoder { names: winners, score: best }),
     }
-    let (_, _, session) = winners.pop().expect("one winner");
-    Ok(session.expect("a scoring decoder has a session"))
 }
 
-/// Every decoder's confidence, with its session (kept for the winner). A
-/// decoder that fails to answer scores 0.
-pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String, u8, Option<Session>)> {
+/// Every decoder's confidence that it reads `archive`, each asked in its
+/// own sandbox. A decoder that fails to answer scores 0.
+pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String, u8)> {
     registry
         .plugins()
         .iter()
         .map(|plugin| {
-            let name = plugin.name().to_string();
-            let answer = plugin.session(Some(archive.clone())).and_then(|mut s| Ok((s.detect()?, s)));
-            match answer {
-                Ok((score, session)) => (name, score, Some(session)),
-                Err(e) => {
-                    if std::env::var_os("MSB_LOG").is_some_and(|v| v == "debug") {
-                        eprintln!("debug: {e}");
-                    }
-                    (name, 0, None)
+            let score = plugin.session(Some(archive.clone())).and_then(|mut s| s.detect()).unwrap_or_else(|e| {
+                if std::env::var_os("MSB_LOG").is_some_and(|v| v == "debug") {
+                    eprintln!("debug: {e}");
                 }
-            }
+                0
+            });
+            (plugin.name().to_string(), score)
         })
         .collect()
 }
