@@ -22,7 +22,7 @@ umoci new --image layout:bench
 umoci unpack --image layout:bench bundle >/dev/null
 mkdir -p bundle/rootfs/data
 head -c $((size_mb / 2))M /dev/urandom > bundle/rootfs/data/random.bin
-yes "the quick brown fox jumps over the lazy dog $RANDOM" | head -c $((size_mb / 2))M > bundle/rootfs/data/text.txt
+(yes "the quick brown fox jumps over the lazy dog $RANDOM" || true) | head -c $((size_mb / 2))M > bundle/rootfs/data/text.txt
 for i in $(seq 1 2000); do echo "$i" > "bundle/rootfs/data/small-$i"; done
 umoci repack --image layout:bench bundle >/dev/null
 rm -rf bundle
