@@ -4,53 +4,12 @@
 
 use super::{Store, StoreError, io_err, write_atomic};
 use crate::digest::Digest;
-use crate::oci;
+use crate::oci::{self, Descriptor, Platform};
 use crate::reference::Reference;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The most `index.json` may hold.
 const MAX_INDEX: u64 = 64 << 20;
-
-/// A platform, as in an OCI descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// e.g. `linux`
-    pub os: String,
-    /// e.g. `amd64`
-    pub architecture: String,
-    /// e.g. `v8`
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A descriptor in `index.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Manifest or index media type.
-    pub media_type: String,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its size.
-    pub size: u64,
-    /// The platform of a manifest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    /// Ref annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
 
 /// One image the store knows: a manifest or index, with its ref if named.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,8 @@ mod stage;
 mod view;
 
 pub use gc::{Closure, GcReport};
-pub use index::{IndexEntry, Platform};
+pub use crate::oci::Platform;
+pub use index::IndexEntry;
 pub use stage::Staging;
 pub use view::{ImageView, LayerView};
 

@@ -1,6 +1,7 @@
 //! Reading an image back out of the store: manifest, config, layers.
 
-use super::index::{IndexEntry, Platform};
+use super::index::IndexEntry;
+use crate::oci::Platform;
 use super::{Store, StoreError};
 use crate::digest::Digest;
 use crate::oci;
