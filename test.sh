@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (Debian packages for skopeo,
-# umoci, erofs-utils, podman; the wasm32-wasip2 target), then one release build
+# umoci, erofs-utils, podman, containerd; the wasm32-wasip2 target), then one release build
 # shared by the unit and end-to-end tests, then the decoders' own tests.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,7 @@ command -v umoci >/dev/null || missing+=(umoci)
 command -v fsck.erofs >/dev/null || missing+=(erofs-utils)
 command -v python3 >/dev/null || missing+=(python3)
 command -v podman >/dev/null || missing+=(podman)
+command -v containerd >/dev/null || missing+=(containerd)
 if ((${#missing[@]})); then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -q
