@@ -144,3 +144,47 @@ fn plugin_commands_show_the_built_in_decoders() {
     let first = stdout.lines().next().unwrap();
     assert_eq!(first.split_whitespace().collect::<Vec<_>>(), ["oci-layout", "90"], "{stdout}");
 }
+
+#[test]
+fn third_party_plugins_install_and_uninstall() {
+    let msb = Msb::new();
+    let plugin = hostile_wasm();
+    let (stdout, _) = msb.ok(["plugin", "install", plugin.to_str().unwrap()]);
+    assert_eq!(stdout.trim(), "Installed hostile 0.1.0");
+    assert!(msb.home().join("plugins/hostile.wasm").is_file());
+    let (stdout, _) = msb.ok(["plugin", "ls", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let hostile = list.as_array().unwrap().iter().find(|p| p["name"] == "hostile").expect("listed");
+    assert!(hostile["origin"].as_str().unwrap().ends_with("plugins/hostile.wasm"), "{hostile}");
+    // It takes part in detection (and says 0), and --plugin finds it by name.
+    let dir = scratch();
+    let tar = tar_starting_with(dir.path(), "panic");
+    let (stdout, _) = msb.ok(["plugin", "detect", tar.to_str().unwrap()]);
+    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["hostile", "0"]), "{stdout}");
+    let error = msb.fails(["load", "--plugin", "hostile", "-i", tar.to_str().unwrap()]);
+    assert!(error.contains("plugin hostile crashed"), "{error}");
+
+    let error = msb.fails(["plugin", "rm", "oci-layout"]);
+    assert!(error.contains("built in"), "{error}");
+    let (stdout, _) = msb.ok(["plugin", "rm", "hostile"]);
+    assert_eq!(stdout.trim(), "Removed hostile");
+    assert!(!msb.home().join("plugins/hostile.wasm").exists());
+
+    // Built against an incompatible contract: refused before compiling,
+    // both versions named.
+    let bytes = std::fs::read(&plugin).unwrap();
+    let (from, to) = (b"msb:format/types@0.1.0", b"msb:format/types@0.9.0");
+    let mut patched = bytes.clone();
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("the import names the contract");
+    patched[at..at + to.len()].copy_from_slice(to);
+    let future = dir.path().join("future.wasm");
+    std::fs::write(&future, patched).unwrap();
+    let error = msb.fails(["plugin", "install", future.to_str().unwrap()]);
+    assert!(error.contains("was built for msb:format@0.9.0; this msb implements msb:format@0.1.0"), "{error}");
+
+    // Not a component at all.
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let error = msb.fails(["plugin", "install", junk.to_str().unwrap()]);
+    assert!(error.contains("junk.wasm") && error.contains("not an msb decoder component"), "{error}");
+}

@@ -1,10 +1,10 @@
 //! `msb plugin …`.
 
 use super::{Format, open_store, runtime};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use msb::input::{self, Source};
 use msb::load::verdicts;
-use msb::plugin::Registry;
+use msb::plugin::{Registry, registry};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,16 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// Install a decoder from a `.wasm` component (checked first).
+    Install {
+        /// The component.
+        path: PathBuf,
+    },
+    /// Remove an installed decoder.
+    Rm {
+        /// Its name, as `msb plugin ls` shows it.
+        name: String,
     },
     /// Show how sure each decoder is that it reads an archive.
     Detect {
@@ -51,6 +61,26 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
                     }
                 }
             }
+        }
+        Command::Install { path } => {
+            let plugin = registry::load_file(&runtime, &path)?;
+            let name = plugin.name();
+            if registry.get(name).is_some_and(|p| p.origin() == registry::BUILT_IN) {
+                bail!("{}: a built-in decoder is already called {name}", path.display());
+            }
+            let target = store.plugins_dir().join(format!("{name}.wasm"));
+            let mut tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())?;
+            std::io::copy(&mut std::fs::File::open(&path).with_context(|| path.display().to_string())?, &mut tmp)?;
+            tmp.persist(&target).with_context(|| target.display().to_string())?;
+            println!("Installed {name} {}", plugin.info()?.version);
+        }
+        Command::Rm { name } => {
+            let plugin = registry.get(&name).with_context(|| format!("no decoder named {name:?}"))?;
+            if plugin.origin() == registry::BUILT_IN {
+                bail!("{name} is built in and cannot be removed");
+            }
+            std::fs::remove_file(plugin.origin()).with_context(|| plugin.origin().to_string())?;
+            println!("Removed {name}");
         }
         Command::Detect { path } => {
             let source = if path == Path::new("-") { Source::Stdin } else { Source::Path(path) };
