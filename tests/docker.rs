@@ -184,3 +184,36 @@ fn docker_layers_become_erofs_images_of_their_tars() {
         check_erofs_against_tar(Path::new(erofs), &fixtures().join(format!("oci/layers/{i}.tar.gz")));
     }
 }
+
+#[test]
+fn images_without_archive_manifests_save_stably_and_round_trip() {
+    // v1 and classic docker archives have no manifest: msb writes one once,
+    // and every save carries it unchanged.
+    let msb = Msb::new();
+    load(&msb, "v1.tar");
+    msb.ok(["load", "-q", "-i", &archive("classic.tar"), "-r", "alpine:3.20=classic:1"]);
+    let dir = scratch();
+    let (first, second) = (dir.path().join("a.tar"), dir.path().join("b.tar"));
+    for out in [&first, &second] {
+        msb.ok(["save", "-o", out.to_str().unwrap(), "alpine:3.20", "classic:1"]);
+    }
+    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    let other = Msb::new();
+    other.ok(["load", "-q", "-i", first.to_str().unwrap()]);
+    for name in ["alpine:3.20", "classic:1"] {
+        let (before, after) = (msb.inspect(name), other.inspect(name));
+        assert_eq!(after["manifest_digest"], before["manifest_digest"], "{name}");
+        assert_eq!(after["config_digest"], before["config_digest"], "{name}");
+        assert_eq!(diff_ids(&after), diff_ids(&before), "{name}");
+    }
+}
+
+#[test]
+fn an_extracted_docker_save_directory_loads() {
+    let dir = scratch();
+    run(Command::new("tar").arg("-xf").arg(archive("classic.tar")).arg("-C").arg(dir.path()));
+    let msb = Msb::new();
+    let (_, stderr) = msb.ok(["load", "-i", dir.path().to_str().unwrap()]);
+    assert!(stderr.starts_with("✓ Loaded alpine:3.20"), "{stderr}");
+    assert_eq!(msb.inspect("alpine:3.20")["config_digest"], expected()["config"]);
+}
