@@ -170,6 +170,8 @@ mod tests {
         let small = Inode { uid: 0, gid: 0, size: 10, nlink: 1, ..inode };
         assert!(small.fits_compact((1 << 33, 5)));
         assert!(!small.fits_compact((1 << 33, 6)), "another time needs the extended form");
+        let over_4g = Inode { size: u32::MAX as u64 + 1, ..small };
+        assert!(!over_4g.fits_compact((1 << 33, 5)), "a size above 4 GiB needs the extended form");
         let c = small.to_compact();
         assert_eq!(u16::from_le_bytes([c[0], c[1]]), 0b100);
         assert_eq!(u32::from_le_bytes(c[8..12].try_into().unwrap()), 10);

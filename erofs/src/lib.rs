@@ -12,7 +12,10 @@
 //! the end, when directories, inodes and the superblock are written. See
 //! `README.md` for what is guaranteed and what is refused.
 
+mod dir;
+mod entry;
 mod layout;
+mod sparse;
 mod tree;
 mod write;
 mod xattr;
@@ -35,15 +38,21 @@ pub struct Summary {
     pub inodes: u64,
     /// Size of the image in bytes.
     pub bytes: u64,
+    /// Tar entries read (PAX and GNU name headers not counted).
+    pub entries: u64,
+    /// Bytes of regular file content in the layer (hardlinks counted once).
+    pub file_bytes: u64,
 }
 
-/// Why a layer could not be converted.
+/// Why a layer could not be converted. Every variant about one tar entry
+/// names it; the message reads `PATH: what is wrong`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading the tar or writing the image failed.
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// A tar entry is malformed or uses something EROFS (or msb) cannot hold.
+    /// A tar entry is malformed or contradicts the tree built so far
+    /// (truncated data, a hardlink to nothing, a file used as a directory).
     #[error("{path}: {reason}")]
     Entry {
         /// The entry's path in the tar.
@@ -51,9 +60,38 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// The image would need more than 2^32 blocks.
+    /// A path that cannot be a layer path: a `..` component, a name longer
+    /// than 255 bytes, a NUL byte, an empty whiteout name.
+    #[error("{path}: {reason}")]
+    InvalidPath {
+        /// The entry's path in the tar.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Something valid in a tar that this writer does not store: an unknown
+    /// entry type, PAX sparse format 0.x, an xattr namespace EROFS has no
+    /// prefix for, an oversized xattr.
+    #[error("{path}: {what}")]
+    Unsupported {
+        /// The entry's path in the tar.
+        path: String,
+        /// What is not supported.
+        what: String,
+    },
+    /// The image would need more than 2^32 blocks (16 TiB).
     #[error("the layer is too large for an EROFS image")]
     TooLarge,
+}
+
+impl Error {
+    /// The tar entry at fault, if the error is about one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Error::Entry { path, .. } | Error::InvalidPath { path, .. } | Error::Unsupported { path, .. } => Some(path),
+            Error::Io(_) | Error::TooLarge => None,
+        }
+    }
 }
 
 /// Reads the layer tar from `tar` in one pass and writes the EROFS image to

@@ -5,10 +5,14 @@
 
 use crate::layout::DataLayout;
 use crate::xattr::Xattrs;
+
 use std::collections::BTreeMap;
 
 /// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
+
+/// Longest name EROFS (and Linux) allows.
+pub const MAX_NAME: usize = 255;
 
 /// The root directory.
 pub const ROOT: NodeId = 0;
@@ -18,6 +22,10 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFREG: u32 = 0o100000;
 pub const S_IFLNK: u32 = 0o120000;
 pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFIFO: u32 = 0o010000;
+/// The type bits of a mode.
+pub const S_IFMT: u32 = 0o170000;
 
 /// Owner, mode and time of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +77,14 @@ pub struct Node {
 pub enum TreeError {
     #[error("path climbs out of the layer with ..")]
     DotDot,
+    #[error("a path component is longer than 255 bytes")]
+    NameTooLong,
+    #[error("the path contains a NUL byte")]
+    Nul,
+    #[error("the root of the layer can only be a directory")]
+    RootNotDir,
+    #[error(transparent)]
+    Xattr(#[from] crate::xattr::XattrError),
     #[error("a parent of this path is not a directory")]
     NotADirectory,
     #[error("hardlink target {0:?} does not exist (or is a directory)")]
@@ -92,6 +108,8 @@ impl Tree {
             match part {
                 b"" | b"." => {}
                 b".." => return Err(TreeError::DotDot),
+                p if p.len() > MAX_NAME => return Err(TreeError::NameTooLong),
+                p if p.contains(&0) => return Err(TreeError::Nul),
                 p => parts.push(p),
             }
         }
@@ -128,28 +146,41 @@ impl Tree {
         self.nodes.len() - 1
     }
 
+    /// Whether `node` is a directory.
+    pub fn is_dir(&self, node: NodeId) -> bool {
+        matches!(self.nodes[node].kind, Kind::Dir(_))
+    }
+
     /// Puts `node` at `parts` (the root if empty). A directory over a
-    /// directory keeps the children and takes the new metadata; anything
-    /// else replaces what was there.
+    /// directory keeps the children and the xattrs the new entry does not
+    /// set (such as an opaque marker seen earlier) and takes the new
+    /// metadata; anything else replaces what was there.
     pub fn insert(&mut self, parts: &[&[u8]], node: Node) -> Result<NodeId, TreeError> {
         let Some((name, parents)) = parts.split_last() else {
-            if matches!(node.kind, Kind::Dir(_)) {
-                self.nodes[ROOT].meta = node.meta;
-                self.nodes[ROOT].xattrs = node.xattrs;
+            if !matches!(node.kind, Kind::Dir(_)) {
+                return Err(TreeError::RootNotDir);
             }
+            self.update_dir(ROOT, node)?;
             return Ok(ROOT);
         };
         let dir = self.dir(parents)?;
-        if let Some(&old) = self.children(dir)?.get(*name) {
-            if let (Kind::Dir(_), Kind::Dir(_)) = (&self.nodes[old].kind, &node.kind) {
-                self.nodes[old].meta = node.meta;
-                self.nodes[old].xattrs = node.xattrs;
-                return Ok(old);
-            }
+        if let Some(&old) = self.children(dir)?.get(*name)
+            && self.is_dir(old)
+            && matches!(node.kind, Kind::Dir(_))
+        {
+            self.update_dir(old, node)?;
+            return Ok(old);
         }
         let id = self.push(node);
         self.children(dir)?.insert(name.to_vec(), id);
         Ok(id)
+    }
+
+    fn update_dir(&mut self, dir: NodeId, node: Node) -> Result<(), TreeError> {
+        let old = &mut self.nodes[dir];
+        old.xattrs.merge(node.xattrs)?;
+        old.meta = node.meta;
+        Ok(())
     }
 
     /// Links the existing non-directory at `target` under `parts` too.
@@ -169,5 +200,60 @@ impl Tree {
         let dir = self.dir(parents)?;
         self.children(dir)?.insert(name.to_vec(), id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(mode: u32) -> Node {
+        Node { meta: Meta { mode: S_IFDIR | mode, ..Meta::IMPLIED_DIR }, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) }
+    }
+
+    fn file() -> Node {
+        Node { meta: Meta { mode: S_IFREG | 0o644, ..Meta::IMPLIED_DIR }, xattrs: Xattrs::default(), kind: Kind::Special { rdev: 0 } }
+    }
+
+    #[test]
+    fn components_are_normalized_and_checked() {
+        assert_eq!(Tree::components(b"./a//b/./c/").unwrap(), [&b"a"[..], b"b", b"c"]);
+        assert_eq!(Tree::components(b"/").unwrap(), Vec::<&[u8]>::new());
+        assert!(matches!(Tree::components(b"a/../b"), Err(TreeError::DotDot)));
+        assert!(matches!(Tree::components(&[b'x'; 256]), Err(TreeError::NameTooLong)));
+        assert!(Tree::components(&[b'x'; 255]).is_ok());
+        assert!(matches!(Tree::components(b"a\0b"), Err(TreeError::Nul)));
+    }
+
+    #[test]
+    fn a_directory_over_a_directory_keeps_children_and_marker() {
+        let mut tree = Tree::new();
+        let d = tree.dir(&[b"d"]).unwrap();
+        tree.nodes[d].xattrs.set("trusted.overlay.opaque", b"y").unwrap();
+        tree.insert(&[b"d", b"child"], file()).unwrap();
+        let mut new = dir(0o700);
+        new.xattrs.set("user.a", b"1").unwrap();
+        assert_eq!(tree.insert(&[b"d"], new).unwrap(), d);
+        assert_eq!(tree.nodes[d].meta.mode, S_IFDIR | 0o700);
+        assert_eq!(tree.nodes[d].xattrs.icount(), { let mut x = Xattrs::default(); x.set("trusted.overlay.opaque", b"y").unwrap(); x.set("user.a", b"1").unwrap(); x.icount() });
+        let Kind::Dir(children) = &tree.nodes[d].kind else { panic!() };
+        assert!(children.contains_key(&b"child"[..]));
+    }
+
+    #[test]
+    fn replacement_and_refusals() {
+        let mut tree = Tree::new();
+        tree.insert(&[b"a", b"b"], file()).unwrap();
+        let a = tree.insert(&[b"a"], file()).unwrap();
+        assert!(!tree.is_dir(a), "a file replaces a directory and its children");
+        assert!(matches!(tree.insert(&[b"a", b"c"], file()), Err(TreeError::NotADirectory)));
+        assert!(matches!(tree.insert(&[], file()), Err(TreeError::RootNotDir)));
+        assert!(matches!(tree.hardlink(&[b"h"], b"missing"), Err(TreeError::BadHardlink(_))));
+        assert!(matches!(tree.hardlink(&[b"h"], b"./"), Err(TreeError::BadHardlink(_))));
+        tree.hardlink(&[b"x", b"h"], b"./a").unwrap();
+        let x = tree.dir(&[b"x"]).unwrap();
+        let Kind::Dir(children) = &tree.nodes[x].kind else { panic!() };
+        assert_eq!(children[&b"h"[..]], a);
+        assert_eq!(tree.nodes[x].meta, Meta::IMPLIED_DIR);
     }
 }

@@ -1,17 +1,17 @@
 //! The writer: streams tar entries into the tree and the data area, then
 //! lays out directories and the metadata area and writes them.
 
-use crate::layout::{self, BLOCK_SIZE, COMPACT_INODE_SIZE, DIRENT_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
-use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree};
+use crate::dir::DirLayout;
+use crate::entry::{self, What};
+use crate::layout::{self, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
+use crate::sparse::Sparse;
+use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::Xattrs;
 use crate::{Error, Options, Summary};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-
-/// Longest symlink target (PATH_MAX - 1).
-const MAX_SYMLINK: u64 = 4095;
 
 pub(crate) fn write<R: Read>(tar: R, out: &mut File, opts: &Options) -> Result<Summary, Error> {
     let tails = match &opts.tmp_dir {
@@ -24,6 +24,8 @@ pub(crate) fn write<R: Read>(tar: R, out: &mut File, opts: &Options) -> Result<S
         next_block: 1,
         tails: BufWriter::with_capacity(1 << 16, tails),
         tails_len: 0,
+        entries: 0,
+        file_bytes: 0,
     };
     writer.data.get_mut().seek(SeekFrom::Start(BLOCK_SIZE))?;
     writer.read_tar(tar)?;
@@ -37,76 +39,74 @@ struct Writer<'a> {
     next_block: u64,
     tails: BufWriter<File>,
     tails_len: u64,
+    /// Tar entries applied.
+    entries: u64,
+    /// Regular file content streamed.
+    file_bytes: u64,
 }
 
-fn entry_err(path: &[u8], reason: impl ToString) -> Error {
-    Error::Entry { path: String::from_utf8_lossy(path).into_owned(), reason: reason.to_string() }
+/// The error for a tree refusal about the entry at `path`.
+fn tree_error(path: &[u8], e: TreeError) -> Error {
+    match e {
+        TreeError::DotDot | TreeError::NameTooLong | TreeError::Nul => entry::invalid_path(path, e),
+        TreeError::Xattr(e) => entry::xattr_error(path, e),
+        TreeError::NotADirectory | TreeError::BadHardlink(_) | TreeError::RootNotDir => entry::malformed(path, e),
+    }
+}
+
+/// Reading and applying one entry fails with an error naming it; a short
+/// read inside its data is reported as truncation.
+fn truncated(path: &[u8], e: Error) -> Error {
+    match e {
+        Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => entry::malformed(path, format!("truncated: {io}")),
+        Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => entry::malformed(path, io),
+        other => other,
+    }
 }
 
 impl Writer<'_> {
     fn read_tar<R: Read>(&mut self, tar: R) -> Result<(), Error> {
         let mut archive = tar::Archive::new(tar);
+        let mut last: Option<Vec<u8>> = None;
         for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path_bytes().into_owned();
-            self.add(&mut entry, &path).map_err(|e| match e {
-                Error::Io(io) if io.kind() != io::ErrorKind::UnexpectedEof => Error::Io(io),
-                Error::Io(io) => entry_err(&path, format!("truncated: {io}")),
-                other => other,
+            let mut entry = entry.map_err(|e| match &last {
+                Some(path) => entry::malformed(path, format!("the tar is damaged after this entry: {e}")),
+                None => Error::Io(e),
             })?;
+            let path = entry::path_of(&mut entry);
+            let parsed = entry::parse(&mut entry, path.clone())?;
+            self.add(&mut entry, parsed).map_err(|e| truncated(&path, e))?;
+            self.entries += 1;
+            last = Some(path);
         }
         Ok(())
     }
 
-    fn add<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, path: &[u8]) -> Result<(), Error> {
-        let header = entry.header();
-        let kind = header.entry_type();
-        if kind == tar::EntryType::XGlobalHeader {
-            return Ok(());
-        }
-        let bad = |reason: &str| entry_err(path, reason);
-        let mut meta = Meta {
-            mode: header.mode().map_err(|e| entry_err(path, e))? & 0o7777,
-            uid: u32::try_from(header.uid().map_err(|e| entry_err(path, e))?).map_err(|_| bad("uid above 2^32-1"))?,
-            gid: u32::try_from(header.gid().map_err(|e| entry_err(path, e))?).map_err(|_| bad("gid above 2^32-1"))?,
-            mtime: header.mtime().map_err(|e| entry_err(path, e))?,
-            mtime_nsec: 0,
-        };
-        let (major, minor) = (
-            header.device_major().ok().flatten().unwrap_or(0),
-            header.device_minor().ok().flatten().unwrap_or(0),
-        );
-        let mut xattrs = Xattrs::default();
-        if let Some(pax) = entry.pax_extensions().map_err(|e| entry_err(path, e))? {
-            for ext in pax {
-                let ext = ext.map_err(|e| entry_err(path, e))?;
-                let key = ext.key().map_err(|_| bad("PAX key is not UTF-8"))?;
-                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                    xattrs.set(name, ext.value_bytes()).map_err(|e| entry_err(path, e))?;
-                } else if key.starts_with("GNU.sparse.") {
-                    return Err(bad("sparse files are not supported"));
-                } else if let (Some(field), Ok(value)) = (["uid", "gid"].iter().find(|k| **k == key), ext.value()) {
-                    let id = value.parse::<u32>().map_err(|_| bad("PAX uid/gid is not a 32-bit number"))?;
-                    if *field == "uid" { meta.uid = id } else { meta.gid = id }
-                } else if key == "mtime" {
-                    let value = ext.value().map_err(|_| bad("PAX mtime is not UTF-8"))?;
-                    (meta.mtime, meta.mtime_nsec) = parse_mtime(value).ok_or_else(|| bad("invalid PAX mtime"))?;
-                }
-            }
-        }
-        let parts = Tree::components(path).map_err(|e| entry_err(path, e))?;
-        let tree_err = |e: tree::TreeError| entry_err(path, e);
+    /// Applies one entry to the tree, streaming its data.
+    fn add<R: Read>(&mut self, content: &mut tar::Entry<'_, R>, entry: entry::Entry) -> Result<(), Error> {
+        let path = &entry.path[..];
+        let parts = Tree::components(path).map_err(|e| tree_error(path, e))?;
+        let tree_err = |e: TreeError| tree_error(path, e);
+        let meta = entry.meta;
 
-        // Whiteouts.
+        // Whiteouts (containerd: `.wh..wh.*` other than the opaque marker
+        // are aufs metadata, skipped).
         if let Some(name) = parts.last() {
             if *name == b".wh..wh..opq" {
                 let dir = self.tree.dir(&parts[..parts.len() - 1]).map_err(tree_err)?;
-                self.tree.nodes[dir].xattrs.set("trusted.overlay.opaque", b"y").map_err(|e| entry_err(path, e))?;
+                self.tree.nodes[dir].xattrs.set("trusted.overlay.opaque", b"y").map_err(|e| entry::xattr_error(path, e))?;
+                return Ok(());
+            }
+            if name.starts_with(b".wh..wh.") {
                 return Ok(());
             }
             if let Some(hidden) = name.strip_prefix(b".wh.") {
+                if hidden.is_empty() {
+                    return Err(entry::invalid_path(path, "whiteout without a name"));
+                }
                 let mut target = parts.clone();
-                *target.last_mut().expect("non-empty") = hidden;
+                let last = target.len() - 1;
+                target[last] = hidden;
                 let node = Node {
                     meta: Meta { mode: tree::S_IFCHR, ..meta },
                     xattrs: Xattrs::default(),
@@ -117,43 +117,39 @@ impl Writer<'_> {
             }
         }
 
-        let node = |mode: u32, kind: Kind| Node { meta: Meta { mode: mode | meta.mode, ..meta }, xattrs: xattrs.clone(), kind };
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.size();
-                let data = self.stream(entry, size, &xattrs)?;
-                self.tree.insert(&parts, node(tree::S_IFREG, Kind::Data(data))).map_err(tree_err)?;
+        let node = |mode: u32, kind: Kind| Node { meta: Meta { mode: mode | meta.mode, ..meta }, xattrs: entry.xattrs.clone(), kind };
+        let new = match entry.what {
+            What::Skip => return Ok(()),
+            What::File => {
+                let size = content.size();
+                node(tree::S_IFREG, Kind::Data(self.stream(content, size, &entry.xattrs)?))
             }
-            tar::EntryType::Directory => {
-                self.tree.insert(&parts, node(tree::S_IFDIR, Kind::Dir(Default::default()))).map_err(tree_err)?;
+            What::SparseFile { real_size } => {
+                let mut expanded = Sparse::new(content, real_size)?;
+                node(tree::S_IFREG, Kind::Data(self.stream(&mut expanded, real_size, &entry.xattrs)?))
             }
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| bad("symlink without a target"))?.into_owned();
-                if target.is_empty() || target.len() as u64 > MAX_SYMLINK {
-                    return Err(bad("symlink target is empty or longer than 4095 bytes"));
-                }
-                let data = self.stream(&mut &target[..], target.len() as u64, &xattrs)?;
-                self.tree.insert(&parts, node(tree::S_IFLNK, Kind::Data(data))).map_err(tree_err)?;
+            What::Dir => node(tree::S_IFDIR, Kind::Dir(Default::default())),
+            What::Symlink(target) => {
+                node(tree::S_IFLNK, Kind::Data(self.stream(&mut &target[..], target.len() as u64, &entry.xattrs)?))
             }
-            tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| bad("hardlink without a target"))?.into_owned();
+            What::Hardlink(target) => {
                 if parts.is_empty() {
-                    return Err(bad("hardlink at the root"));
+                    return Err(entry::invalid_path(path, "a hardlink cannot be the root"));
                 }
-                self.tree.hardlink(&parts, &target).map_err(tree_err)?;
+                return self.tree.hardlink(&parts, &target).map_err(tree_err);
             }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let mode = match kind {
-                    tar::EntryType::Char => tree::S_IFCHR,
-                    tar::EntryType::Block => 0o060000,
-                    _ => 0o010000,
-                };
-                let rdev = if kind == tar::EntryType::Fifo { 0 } else { layout::encode_dev(major, minor) };
-                self.tree.insert(&parts, node(mode, Kind::Special { rdev })).map_err(tree_err)?;
+            What::Device { is_block, major, minor } => {
+                let mode = if is_block { tree::S_IFBLK } else { tree::S_IFCHR };
+                node(mode, Kind::Special { rdev: layout::encode_dev(major, minor) })
             }
-            tar::EntryType::GNUSparse => return Err(bad("sparse files are not supported")),
-            other => return Err(entry_err(path, format!("unsupported tar entry type {:?}", other.as_byte() as char))),
+            What::Fifo => node(tree::S_IFIFO, Kind::Special { rdev: 0 }),
+        };
+        if let Kind::Data(d) = &new.kind
+            && new.meta.mode & tree::S_IFMT == tree::S_IFREG
+        {
+            self.file_bytes += d.size;
         }
+        self.tree.insert(&parts, new).map_err(tree_err)?;
         Ok(())
     }
 
@@ -167,6 +163,9 @@ impl Writer<'_> {
         let blkaddr = if size == 0 { 0 } else { self.block_addr(self.next_block)? };
         let in_blocks = if inline { full } else { size };
         let copied = io::copy(&mut content.take(in_blocks), &mut self.data)?;
+        if copied != in_blocks {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
+        }
         let mut data = Data { size, layout: DataLayout::FlatPlain, blkaddr, tail_offset: 0 };
         if inline {
             data.layout = DataLayout::FlatInline;
@@ -176,9 +175,6 @@ impl Writer<'_> {
             if got != tail {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
             }
-        }
-        if copied != in_blocks {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
         }
         let blocks = in_blocks.div_ceil(BLOCK_SIZE);
         let pad = blocks * BLOCK_SIZE - in_blocks;
@@ -318,7 +314,7 @@ impl Writer<'_> {
         for &id in &order {
             if let Some(dir) = dirs.get(&id) {
                 let plan = &plans[&id];
-                let bytes = dir.to_bytes(&tree.nodes, &|child| nid(child), &|child| layout::file_type(tree.nodes[child].meta.mode));
+                let bytes = dir.to_bytes(&|child| nid(child), &|child| layout::file_type(tree.nodes[child].meta.mode));
                 let in_blocks = (plan.size - plan.inline) as usize;
                 if in_blocks > 0 {
                     let mut block_bytes = bytes[..in_blocks].to_vec();
@@ -371,7 +367,7 @@ impl Writer<'_> {
         out.write_all_at(&block0, 0)?;
         let bytes = total_blocks as u64 * BLOCK_SIZE;
         out.set_len(bytes)?;
-        Ok(Summary { inodes: order.len() as u64, bytes })
+        Ok(Summary { inodes: order.len() as u64, bytes, entries: self.entries, file_bytes: self.file_bytes })
     }
 }
 
@@ -385,61 +381,6 @@ struct Plan {
     inline: u64,
 }
 
-/// A directory's entries packed into blocks: each block holds its dirents
-/// followed by their names; entries never span blocks.
-struct DirLayout {
-    entries: Vec<(Vec<u8>, NodeId)>,
-    /// (first entry, entry count, used bytes) per block.
-    blocks: Vec<(usize, usize, u64)>,
-}
-
-impl DirLayout {
-    fn new(entries: Vec<(Vec<u8>, NodeId)>) -> DirLayout {
-        let mut blocks = Vec::new();
-        let (mut first, mut count, mut used) = (0, 0, 0u64);
-        for (i, (name, _)) in entries.iter().enumerate() {
-            let need = DIRENT_SIZE + name.len() as u64;
-            if count > 0 && used + need > BLOCK_SIZE {
-                blocks.push((first, count, used));
-                (first, count, used) = (i, 0, 0);
-            }
-            count += 1;
-            used += need;
-        }
-        blocks.push((first, count, used));
-        DirLayout { entries, blocks }
-    }
-
-    /// Bytes of directory data: full blocks, then the used part of the last.
-    fn size(&self) -> u64 {
-        (self.blocks.len() as u64 - 1) * BLOCK_SIZE + self.blocks.last().map_or(0, |b| b.2)
-    }
-
-    fn to_bytes(&self, _nodes: &[Node], nid: &dyn Fn(NodeId) -> u64, file_type: &dyn Fn(NodeId) -> u8) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.size() as usize);
-        for (b, &(first, count, used)) in self.blocks.iter().enumerate() {
-            let start = out.len();
-            let entries = &self.entries[first..first + count];
-            let mut nameoff = DIRENT_SIZE as usize * count;
-            for (name, child) in entries {
-                out.extend_from_slice(&nid(*child).to_le_bytes());
-                out.extend_from_slice(&(nameoff as u16).to_le_bytes());
-                out.push(file_type(*child));
-                out.push(0);
-                nameoff += name.len();
-            }
-            for (name, _) in entries {
-                out.extend_from_slice(name);
-            }
-            debug_assert_eq!((out.len() - start) as u64, used);
-            if b + 1 < self.blocks.len() {
-                out.resize(start + BLOCK_SIZE as usize, 0);
-            }
-        }
-        out
-    }
-}
-
 /// The most frequent value (the smallest among equals), or the default.
 fn most_common<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
     let mut counts = std::collections::BTreeMap::new();
@@ -447,40 +388,4 @@ fn most_common<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
         *counts.entry(v).or_insert(0usize) += 1;
     }
     counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v).unwrap_or_default()
-}
-
-/// `seconds[.fraction]` → (seconds, nanoseconds); negative times clamp to 0.
-fn parse_mtime(value: &str) -> Option<(u64, u32)> {
-    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
-    if secs.starts_with('-') {
-        return Some((0, 0));
-    }
-    let secs = secs.parse::<u64>().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let nsec = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse::<u32>().ok()? };
-    Some((secs, nsec))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mtimes() {
-        assert_eq!(parse_mtime("1700000000.5"), Some((1700000000, 500_000_000)));
-        assert_eq!(parse_mtime("12"), Some((12, 0)));
-        assert_eq!(parse_mtime("x"), None);
-    }
-
-    #[test]
-    fn directories_split_into_blocks() {
-        let entries: Vec<(Vec<u8>, NodeId)> = (0..1000).map(|i| (format!("file-{i:05}").into_bytes(), 0)).collect();
-        let dir = DirLayout::new(entries);
-        assert!(dir.blocks.len() > 1);
-        assert!(dir.blocks.iter().all(|b| b.2 <= BLOCK_SIZE));
-        assert_eq!(dir.blocks.iter().map(|b| b.1).sum::<usize>(), 1000);
-    }
 }

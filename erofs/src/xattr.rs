@@ -3,8 +3,8 @@
 
 use crate::layout::XATTR_HEADER_SIZE;
 
-/// Largest value the kernel accepts (`XATTR_SIZE_MAX`).
-const MAX_VALUE: usize = 65536;
+/// Largest value an EROFS entry holds (`e_value_size` is 16 bits).
+const MAX_VALUE: usize = u16::MAX as usize;
 /// Most bytes of xattrs one inode may carry here.
 const MAX_TOTAL: usize = 256 << 10;
 
@@ -50,6 +50,21 @@ impl Xattrs {
         if self.body_size() > MAX_TOTAL as u64 {
             return Err(XattrError::TooLong(name.to_string()));
         }
+        Ok(())
+    }
+
+    /// Takes every xattr of `other`, replacing those of the same name.
+    pub fn merge(&mut self, other: Xattrs) -> Result<(), XattrError> {
+        let mut merged = self.clone();
+        for (index, name, value) in other.entries {
+            merged.entries.retain(|(i, n, _)| (*i, n) != (index, &name));
+            merged.entries.push((index, name, value));
+        }
+        merged.entries.sort();
+        if merged.body_size() > MAX_TOTAL as u64 {
+            return Err(XattrError::TooLong("(all xattrs of the directory)".to_string()));
+        }
+        *self = merged;
         Ok(())
     }
 

@@ -23,7 +23,17 @@ fn scratch() -> tempfile::TempDir {
 fn layers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("erofs-layers-{}", std::process::id()));
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Layers of earlier runs whose process is gone.
+        for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = old.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("erofs-layers-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        let dir = tmp.join(format!("erofs-layers-{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_layers.py");
         run(Command::new("python3").arg(script).arg(&dir));
         dir
@@ -73,6 +83,24 @@ fn check(tar: &Path) {
 #[test]
 fn every_entry_type_and_attribute_survives() {
     check(&layers().join("everything.tar"));
+}
+
+#[test]
+fn inline_tails_at_every_offset() {
+    check(&layers().join("mix.tar"));
+}
+
+#[test]
+fn gnu_format_numbers_and_long_names() {
+    check(&layers().join("gnu-numbers.tar"));
+}
+
+#[test]
+fn an_empty_layer_is_an_empty_root() {
+    let dir = scratch();
+    let tar = dir.path().join("empty.tar");
+    std::fs::write(&tar, [0u8; 10240]).unwrap();
+    check(&tar);
 }
 
 #[test]
@@ -137,16 +165,28 @@ fn refusals_are_clear() {
     let error = convert(&layers().join("dotdot.tar"), &scratch().path().join("x.erofs")).unwrap_err().to_string();
     assert_eq!(error, "../evil: path climbs out of the layer with ..");
 
-    // GNU tar's sparse format.
+    for (name, expected) in [
+        ("long-component", "a path component is longer than 255 bytes"),
+        ("root-file", "the root of the layer can only be a directory"),
+        ("empty-whiteout", "d/.wh.: whiteout without a name"),
+        ("xattr-namespace", "f: xattr \"system.nfs4_acl\": unsupported namespace"),
+        ("big-major", "c: device 4096:0"),
+        ("dangling-hardlink", "h: hardlink target \"nowhere\" does not exist"),
+        ("file-as-parent", "f/g: a parent of this path is not a directory"),
+    ] {
+        let error = convert(&layers().join(format!("bad-{name}.tar")), &scratch().path().join("x.erofs")).unwrap_err();
+        assert!(error.path().is_some(), "{name}: {error} names no entry");
+        let error = error.to_string();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
+
+    // GNU's PAX sparse format 0.x.
     let dir = scratch();
-    let sparse = dir.path().join("sparse.img");
-    let file = File::create(&sparse).unwrap();
-    file.set_len(10 << 20).unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&file, b"data", 5 << 20).unwrap();
-    let tar = dir.path().join("sparse.tar");
-    run(Command::new("tar").args(["--format=gnu", "-S", "-cf"]).arg(&tar).arg("-C").arg(dir.path()).arg("sparse.img"));
+    let sparse = sparse_file(dir.path());
+    let tar = dir.path().join("sparse0.tar");
+    run(Command::new("tar").args(["--format=posix", "--sparse-version=0.1", "-S", "-cf"]).arg(&tar).arg("-C").arg(dir.path()).arg(sparse));
     let error = convert(&tar, &dir.path().join("s.erofs")).unwrap_err().to_string();
-    assert!(error.contains("sparse.img") && error.contains("sparse files are not supported"), "{error}");
+    assert!(error.contains("sparse.img") && error.contains("sparse file in GNU PAX format 0.x"), "{error}");
 
     // A tar cut short inside a file.
     let bytes = std::fs::read(layers().join("lower.tar")).unwrap();
@@ -154,6 +194,26 @@ fn refusals_are_clear() {
     std::fs::write(&cut, &bytes[..700]).unwrap();
     let error = convert(&cut, &dir.path().join("c.erofs")).unwrap_err().to_string();
     assert!(error.contains("a/keep") || error.contains("truncated") || error.contains("unexpected"), "{error}");
+}
+
+/// A 10 MiB file with 4 bytes of data at 5 MiB and a hole at the end.
+fn sparse_file(dir: &Path) -> &'static str {
+    let file = File::create(dir.join("sparse.img")).unwrap();
+    file.set_len(10 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"data", 5 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 5000], 6 << 20).unwrap();
+    "sparse.img"
+}
+
+#[test]
+fn gnu_tar_sparse_files_are_expanded() {
+    let dir = scratch();
+    let name = sparse_file(dir.path());
+    for (label, args) in [("gnu", &["--format=gnu"][..]), ("pax-1.0", &["--format=posix", "--sparse-version=1.0"][..])] {
+        let tar = dir.path().join(format!("{label}.tar"));
+        run(Command::new("tar").args(args).args(["-S", "-cf"]).arg(&tar).arg("-C").arg(dir.path()).arg(name));
+        check(&tar);
+    }
 }
 
 #[test]

@@ -32,9 +32,12 @@ def expected(tar_path):
             if base == ".wh..wh..opq":
                 want.setdefault(parent, {"type": "dir", "mode": 0o755, "uid": 0, "gid": 0}).setdefault("xattrs", {})["trusted.overlay.opaque"] = b"y"
                 continue
+            if base.startswith(".wh..wh."):
+                continue  # aufs metadata, skipped as containerd does
             if base.startswith(".wh."):
                 target = (parent + "/" if parent else "") + base[4:]
-                want[target] = {"type": "chr", "rdev": (0, 0)}
+                if not base[4:].startswith(".wh."):
+                    want[target] = {"type": "chr", "rdev": (0, 0), "mode": 0, "uid": m.uid, "gid": m.gid}
                 continue
             if path == "":
                 continue
@@ -60,7 +63,9 @@ def expected(tar_path):
                 src = want[norm(m.linkname)]
                 e = dict(src); links.append((path, norm(m.linkname)))
             elif m.ischr() or m.isblk():
-                e["type"] = "chr" if m.ischr() else "blk"; e["rdev"] = (m.devmajor, m.devminor)
+                e["type"] = "chr" if m.ischr() else "blk"
+                e["rdev"] = (int(m.pax_headers.get("SCHILY.devmajor", m.devmajor)),
+                             int(m.pax_headers.get("SCHILY.devminor", m.devminor)))
             elif m.isfifo():
                 e["type"] = "fifo"
             else:
@@ -123,14 +128,24 @@ def main():
         for key in keys:
             if key in w and w.get(key) != a.get(key):
                 problems.append(f"{path}: {key} {a.get(key)!r}, tar says {w.get(key)!r}")
-        if w["type"] not in ("chr",) or w.get("rdev") != (0, 0):
-            for key in ("mode", "uid", "gid"):
-                if key in w and w[key] != a[key] and w["type"] != "sym":
-                    problems.append(f"{path}: {key} {a[key]:o}, tar says {w[key]:o}")
+        for key in ("mode", "uid", "gid"):
+            if key in w and w[key] != a[key] and w["type"] != "sym":
+                problems.append(f"{path}: {key} {a[key]:o}, tar says {w[key]:o}")
 
+    names = {}  # inode -> paths in the tree
+    for path in want:
+        try:
+            st = os.lstat(os.path.join(root, path))
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            names.setdefault(st.st_ino, []).append(path)
     for path, target in links:
-        if os.lstat(os.path.join(root, path)).st_ino != os.lstat(os.path.join(root, target)).st_ino:
+        a, b = os.lstat(os.path.join(root, path)), os.lstat(os.path.join(root, target))
+        if a.st_ino != b.st_ino:
             problems.append(f"{path}: not a hardlink of {target}")
+        elif a.st_nlink != len(names.get(a.st_ino, [])):
+            problems.append(f"{path}: nlink {a.st_nlink}, {len(names[a.st_ino])} names in the tree")
     present = set()
     for dirpath, dirnames, filenames in os.walk(root):
         for n in dirnames + filenames:
