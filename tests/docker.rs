@@ -10,20 +10,10 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// The archives of `tests/fixtures/make-docker.sh`, built once per test binary.
-fn fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        for tool in ["umoci", "skopeo", "python3"] {
-            require(tool);
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("docker-fixtures-{}", std::process::id()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make-docker.sh");
-        run(Command::new("bash").arg(script).arg(&dir));
-        dir
-    })
+/// The archives of `tests/fixtures/make-docker.sh`.
+fn fixtures() -> PathBuf {
+    common::fixtures("make-docker.sh")
 }
 
 /// Digests the fixture script recorded (`expected.json`).

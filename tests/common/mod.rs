@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// A scratch directory under the target dir, removed on drop.
 pub fn scratch() -> tempfile::TempDir {
@@ -107,18 +107,29 @@ pub fn run(cmd: &mut Command) -> String {
     stdout
 }
 
-/// The OCI fixtures of `tests/fixtures/make-oci.sh`, built once per test binary.
-pub fn oci_fixtures() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        for tool in ["umoci", "skopeo", "python3"] {
-            require(tool);
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oci-fixtures-{}", std::process::id()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/make-oci.sh");
-        run(Command::new("bash").arg(script).arg(&dir));
-        dir
-    })
+/// The directory `tests/fixtures/SCRIPT` fills with archives made by real
+/// tools, built once per test binary.
+pub fn fixtures(script: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    built
+        .entry(script.to_string())
+        .or_insert_with(|| {
+            for tool in ["umoci", "skopeo", "python3"] {
+                require(tool);
+            }
+            let name = script.trim_end_matches(".sh");
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(script);
+            run(Command::new("bash").arg(path).arg(&dir));
+            dir
+        })
+        .clone()
+}
+
+/// The OCI archives of `tests/fixtures/make-oci.sh`.
+pub fn oci_fixtures() -> PathBuf {
+    fixtures("make-oci.sh")
 }
 
 /// `skopeo inspect --raw` / `--config` output of an image, as JSON.
