@@ -9,7 +9,12 @@ use std::process::Command;
 
 /// The test-only misbehaving decoder (plugins/testing/hostile).
 fn hostile_wasm() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/release/hostile.wasm");
+    testing_wasm("hostile")
+}
+
+/// A test-only decoder built with the others (plugins/testing/NAME).
+fn testing_wasm(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
     assert!(path.is_file(), "{} is built by host/build.rs", path.display());
     path
 }
@@ -187,4 +192,59 @@ fn third_party_plugins_install_and_uninstall() {
     std::fs::write(&junk, b"\0asm not really").unwrap();
     let error = msb.fails(["plugin", "install", junk.to_str().unwrap()]);
     assert!(error.contains("junk.wasm") && error.contains("not an msb decoder component"), "{error}");
+}
+
+/// An archive for the `streamer` decoder: a layer tar XOR-ed with a key,
+/// its config, and `stream.json`; returns (archive, layer tar).
+fn streamed_archive(dir: &Path, fail_at: Option<u64>) -> (PathBuf, PathBuf) {
+    let script = r#"
+import hashlib, io, json, sys, tarfile
+out, fail_at = sys.argv[1], sys.argv[2]
+layer = io.BytesIO()
+with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as t:
+    for name, data in [("etc/streamed", b"through read-stream\n"), ("big", bytes(range(256)) * 2000)]:
+        info = tarfile.TarInfo(name); info.size = len(data); info.mtime = 1700000000
+        t.addfile(info, io.BytesIO(data))
+layer = layer.getvalue()
+open(out + ".layer.tar", "wb").write(layer)
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+spec = {"ref": "streamed:1", "config": "config.json", "layer": "layer.xor", "key": 90}
+if fail_at != "none":
+    spec["fail_at"] = int(fail_at)
+with tarfile.open(out, "w") as t:
+    for name, data in [("stream.json", json.dumps(spec).encode()), ("config.json", config),
+                       ("layer.xor", bytes(b ^ 90 for b in layer))]:
+        info = tarfile.TarInfo(name); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+"#;
+    let archive = dir.join(format!("streamed-{}.tar", fail_at.map_or("ok".to_string(), |n| n.to_string())));
+    let fail = fail_at.map_or("none".to_string(), |n| n.to_string());
+    run(Command::new("python3").arg("-c").arg(script).arg(&archive).arg(fail));
+    let layer = PathBuf::from(format!("{}.layer.tar", archive.display()));
+    (archive, layer)
+}
+
+#[test]
+fn layers_can_stream_out_of_a_plugin() {
+    let dir = scratch();
+    let plugin = testing_wasm("streamer");
+    let msb = Msb::new();
+    let (archive, layer) = streamed_archive(dir.path(), None);
+    let (_, stderr) = msb.ok(["load", "--plugin", plugin.to_str().unwrap(), "-i", archive.to_str().unwrap()]);
+    assert_eq!(stderr.trim(), "✓ Loaded streamed:1");
+    let image = msb.inspect("streamed:1");
+    let layer_json = &image["layers"][0];
+    assert_eq!(layer_json["digest"], layer_json["diff_id"], "the host hashed the plain tar the stream gave");
+    assert_eq!(layer_json["media_type"], "application/vnd.oci.image.layer.v1.tar");
+    check_erofs_against_tar(Path::new(layer_json["erofs"].as_str().unwrap()), &layer);
+
+    // A stream that breaks halfway: one line naming the decoder, nothing stored.
+    let (broken, _) = streamed_archive(dir.path(), Some(100_000));
+    fails_cleanly(
+        &msb,
+        &["load", "--plugin", plugin.to_str().unwrap(), "-i", broken.to_str().unwrap()],
+        &[],
+        "layer.xor: stream broken on purpose at byte",
+    );
 }

@@ -119,12 +119,25 @@ pub fn fixtures(script: &str) -> PathBuf {
                 require(tool);
             }
             let name = script.trim_end_matches(".sh");
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            remove_stale(tmp, name);
+            let dir = tmp.join(format!("{name}-{}", std::process::id()));
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(script);
             run(Command::new("bash").arg(path).arg(&dir));
             dir
         })
         .clone()
+}
+
+/// Removes `NAME-<pid>` fixture dirs of test processes that have ended.
+fn remove_stale(tmp: &Path, name: &str) {
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let pid = file_name.strip_prefix(name).and_then(|rest| rest.strip_prefix('-')).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The OCI archives of `tests/fixtures/make-oci.sh`.

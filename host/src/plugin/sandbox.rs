@@ -205,7 +205,8 @@ impl Session {
     /// `read-stream(id, max)`.
     pub fn read_stream(&mut self, id: u32, max: u32) -> Result<Result<Vec<u8>, DecodeError>, PluginError> {
         self.arm();
-        let result = self.decoder.call_read_stream(&mut self.store, id, max);
+        let archive = self.borrow_archive();
+        let result = self.decoder.call_read_stream(&mut self.store, archive, id, max);
         self.check(result)
     }
 

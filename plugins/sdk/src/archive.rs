@@ -133,21 +133,22 @@ fn normalize(path: &str) -> &str {
     }
 }
 
-/// The archive the host hands to the plugin, with its entry table fetched once.
+/// The archive the host hands to the plugin; its entry table is fetched on
+/// first use.
 pub(crate) struct HostArchive<'a> {
     archive: &'a Archive,
-    entries: Vec<Entry>,
+    entries: std::cell::OnceCell<Vec<Entry>>,
 }
 
 impl<'a> HostArchive<'a> {
     pub(crate) fn new(archive: &'a Archive) -> Self {
-        HostArchive { archive, entries: archive.entries() }
+        HostArchive { archive, entries: std::cell::OnceCell::new() }
     }
 }
 
 impl ArchiveRead for HostArchive<'_> {
     fn entries(&self) -> &[Entry] {
-        &self.entries
+        self.entries.get_or_init(|| self.archive.entries())
     }
 
     fn read(&self, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {

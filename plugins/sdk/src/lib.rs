@@ -66,9 +66,11 @@ pub trait Decoder {
     fn detect(archive: &dyn ArchiveRead) -> u8;
     /// Every image in `archive`.
     fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError>;
-    /// Next bytes of a [`Source::Stream`] this decoder returned; empty at the
-    /// end. Decoders that return no streams keep the default.
-    fn read_stream(id: u32, _max: u32) -> Result<Vec<u8>, DecodeError> {
+    /// Next bytes (at most `max`) of a [`Source::Stream`] this decoder
+    /// returned; empty at the end. Called in the same sandbox as `decode`,
+    /// after it, so state kept in statics carries over. Decoders that return
+    /// no streams keep the default.
+    fn read_stream(_archive: &dyn ArchiveRead, id: u32, _max: u32) -> Result<Vec<u8>, DecodeError> {
         Err(DecodeError::unsupported(None, format!("this decoder has no stream {id}")))
     }
 }
@@ -131,7 +133,7 @@ impl<T: Decoder> bindings::Guest for Adapter<T> {
         T::decode(&archive::HostArchive::new(archive))
     }
 
-    fn read_stream(id: u32, max: u32) -> Result<Vec<u8>, DecodeError> {
-        T::read_stream(id, max)
+    fn read_stream(archive: &bindings::msb::format::types::Archive, id: u32, max: u32) -> Result<Vec<u8>, DecodeError> {
+        T::read_stream(&archive::HostArchive::new(archive), id, max)
     }
 }
