@@ -60,3 +60,28 @@ fn an_archive_without_images_loads_nothing_and_says_so() {
     assert_eq!(stderr.trim(), "The archive holds no images; nothing was loaded.");
     assert_eq!(stdout.trim(), "[]");
 }
+
+#[test]
+fn concurrent_loads_all_land() {
+    let fx = oci_fixtures();
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let sources = [fx.join("oci-archive.tar"), fx.join("plain"), fx.join("multi.tar"), fx.join("oci-dir")];
+    let children: Vec<_> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| {
+            let name = format!("parallel:{i}");
+            msb.cmd(["load", "-q", "-i", source.to_str().unwrap(), "-t", &name]).spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    let (stdout, _) = msb.ok(["images", "--format", "json"]);
+    let images: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let mut refs: Vec<&str> = images.as_array().unwrap().iter().filter_map(|i| i["ref"].as_str()).collect();
+    refs.sort();
+    assert_eq!(refs, (0..4).map(|i| format!("docker.io/library/parallel:{i}")).collect::<Vec<_>>());
+    assert_eq!(std::fs::read_dir(msb.home().join("tmp")).unwrap().count(), 0, "no staging left behind");
+}
