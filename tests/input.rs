@@ -62,3 +62,45 @@ fn a_truncated_archive_is_one_clear_error() {
     let (stdout, _) = msb.ok(["images", "--format", "json"]);
     assert_eq!(stdout.trim(), "[]");
 }
+
+#[test]
+fn msb_layer_converts_one_layer_from_a_file_or_stdin() {
+    let fx = oci_fixtures();
+    let gzipped = fx.join("layers/0.tar.gz");
+    let dir = scratch();
+    let (from_file, from_stdin) = (dir.path().join("file.erofs"), dir.path().join("stdin.erofs"));
+    let msb = Msb::new();
+    msb.ok(["layer", "-i", gzipped.to_str().unwrap(), "-o", from_file.to_str().unwrap()]);
+    let out = msb
+        .cmd(["layer", "-o", from_stdin.to_str().unwrap()])
+        .stdin(std::fs::File::open(&gzipped).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", texts(&out).1);
+    assert_eq!(std::fs::read(&from_file).unwrap(), std::fs::read(&from_stdin).unwrap());
+    check_erofs_against_tar(&from_file, &gzipped);
+
+    let bad = dir.path().join("bad.tar");
+    std::fs::write(&bad, b"not a tar at all, just text that goes on for a while ...".repeat(20)).unwrap();
+    let error = msb.fails(["layer", "-i", bad.to_str().unwrap(), "-o", dir.path().join("bad.erofs").to_str().unwrap()]);
+    assert!(error.contains("bad.tar"), "{error}");
+}
+
+#[test]
+fn save_refuses_to_write_to_a_terminal() {
+    let fx = oci_fixtures();
+    let msb = Msb::new();
+    msb.ok(["load", "-q", "-i", fx.join("oci-archive.tar").to_str().unwrap()]);
+    require("script");
+    // `script` gives msb a pseudo-terminal as stdout.
+    let cmd = format!("{} save alpine:3.20", env!("CARGO_BIN_EXE_msb"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("MSB_HOME", msb.home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("refusing to write an archive to a terminal"), "{text}");
+}

@@ -122,6 +122,11 @@ fn things_that_are_not_image_archives() {
     std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
     fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "(a text file)");
 
+    let zip = dir.path().join("image.tar");
+    run(Command::new("python3").arg("-c").arg("import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').writestr('a', 'b')").arg(&zip));
+    fails_cleanly(&msb, &["load", "-i", zip.to_str().unwrap()], &[], "(a zip archive); tried ");
+    fails_cleanly(&msb, &["load", "-i", "/bin/true"], &[], "(an ELF binary); tried ");
+
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
