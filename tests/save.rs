@@ -47,6 +47,8 @@ fn save_round_trips_through_skopeo_and_back() {
     }
     let oci_name = format!("oci-archive:{}:docker.io/library/alpine:3.20", out.display());
     let raw = run(Command::new("skopeo").args(["inspect", "--raw", &oci_name]));
+    let digest = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()));
+    assert_eq!(alpine["manifest_digest"], digest.as_str(), "skopeo reads the manifest msb was given");
     let raw: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(raw["config"]["digest"], alpine["config_digest"]);
 

@@ -45,11 +45,6 @@ impl Reference {
         let short = full.strip_prefix("docker.io/").unwrap_or(&full);
         short.strip_prefix("library/").filter(|s| !s.contains('/')).unwrap_or(short).to_string()
     }
-
-    /// This reference with its name replaced by `other`'s name, tag and digest.
-    pub fn with_name_of(&self, other: &Reference) -> Reference {
-        other.clone()
-    }
 }
 
 impl FromStr for Reference {

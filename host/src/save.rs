@@ -133,7 +133,7 @@ fn oci_index(images: &[(IndexEntry, ImageView)]) -> Vec<u8> {
         })
         .collect();
     let index = json!({"schemaVersion": 2, "mediaType": oci::MEDIA_TYPE_INDEX, "manifests": manifests});
-    serde_json::to_vec(&index).unwrap_or_default()
+    serde_json::to_vec(&index).expect("an index serializes")
 }
 
 /// `manifest.json` (one entry per image, tags grouped) and `repositories`.
@@ -167,7 +167,7 @@ fn docker_manifest(images: &[(IndexEntry, ImageView)]) -> (Vec<u8>, Vec<u8>) {
             })
         })
         .collect();
-    (serde_json::to_vec(&manifest).unwrap_or_default(), serde_json::to_vec(&repositories).unwrap_or_default())
+    (serde_json::to_vec(&manifest).expect("manifest.json serializes"), serde_json::to_vec(&repositories).expect("repositories serializes"))
 }
 
 /// A deterministic tar writer: root-owned entries, mtime 0.

@@ -112,7 +112,7 @@ impl ImagePlan {
                 })
                 .collect(),
         };
-        serde_json::to_vec(&manifest).unwrap_or_default()
+        serde_json::to_vec(&manifest).expect("a manifest serializes")
     }
 }
 
