@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -103,4 +104,31 @@ fn save_refuses_to_write_to_a_terminal() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("refusing to write an archive to a terminal"), "{text}");
+}
+
+#[test]
+fn a_terminal_gets_progress_bars_and_quiet_gets_nothing() {
+    let fx = oci_fixtures();
+    let dir = scratch();
+    let wrapped = dir.path().join("image.tar.gz");
+    let file = std::fs::File::create(&wrapped).unwrap();
+    assert!(Command::new("gzip").arg("-c").arg(fx.join("oci-archive.tar")).stdout(file).status().unwrap().success());
+    require("script");
+    for (quiet, expect) in [("", true), ("-q", false)] {
+        let msb = Msb::new();
+        let cmd = format!("{} load {quiet} -i {}", env!("CARGO_BIN_EXE_msb"), wrapped.display());
+        // `script` runs msb on a pseudo-terminal and copies what it draws.
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("MSB_HOME", msb.home())
+            .env("MSB_PLUGIN_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{screen}");
+        for phase in ["spooling", "importing layers", "✓ Loaded alpine:3.20"] {
+            assert_eq!(screen.contains(phase), expect, "{quiet:?} {phase:?}: {screen}");
+        }
+    }
 }

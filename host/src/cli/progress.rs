@@ -22,7 +22,7 @@ pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
 impl Progress for Bars {
     fn start(&self, phase: Phase, total: Option<u64>) {
         let (bar, template) = match total {
-            Some(total) => (ProgressBar::new(total), "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
+            Some(total) => (ProgressBar::new(total), "{msg:>16} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
             None => (ProgressBar::new_spinner(), "{msg:>16} {spinner} {bytes} {bytes_per_sec}"),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
