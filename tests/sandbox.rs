@@ -59,6 +59,7 @@ fn hostile_plugins_are_contained() {
         ("slurp", &[("MSB_PLUGIN_READ_MIB", "1")], "plugin hostile read more than"),
         ("lie", &[], "content has digest"),
         ("escape", &[], "points outside the archive"),
+        ("flood", &[], "describes 20000 images, more than 10000"),
         ("honest", &[], "hostile decodes nothing (decoder hostile)"),
     ];
     for (name, env, expect) in cases {

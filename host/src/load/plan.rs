@@ -19,6 +19,12 @@ use std::collections::BTreeMap;
 
 /// The most a manifest, index or config may hold.
 pub(crate) const MAX_JSON: u64 = 16 << 20;
+/// The most images one archive may describe.
+const MAX_IMAGES: usize = 10_000;
+/// The most layers one image may have (docker stops at 127).
+const MAX_LAYERS: usize = 1_000;
+/// The most refs one image may carry.
+const MAX_REFS: usize = 1_000;
 
 /// What identifies a layer's bytes, so each is imported once.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -124,6 +130,13 @@ pub(crate) fn plan(
     images: Vec<Image>,
     options: &LoadOptions,
 ) -> Result<Vec<ImagePlan>, LoadError> {
+    if images.len() > MAX_IMAGES {
+        return Err(LoadError::invalid("the decoder", format!("describes {} images, more than {MAX_IMAGES}", images.len())));
+    }
+    if let Some(image) = images.iter().find(|i| i.layers.len() > MAX_LAYERS || i.refs.len() > MAX_REFS) {
+        let what = describe(&image.config.source);
+        return Err(LoadError::invalid(what, format!("more than {MAX_LAYERS} layers or {MAX_REFS} refs in one image")));
+    }
     let selected = select_platforms(images, options)?;
     let mut unique = 0;
     let mut plans =

@@ -2,7 +2,8 @@
 //! first entry name says how: `spin` loops forever, `hog` allocates without
 //! end, `panic` panics, `slurp` reads the archive over and over, `lie` gives
 //! a config whose declared digest is wrong, `escape` points the config
-//! outside the archive. Anything else: an honest "not this format".
+//! outside the archive, `flood` describes more images than anyone needs.
+//! Anything else: an honest "not this format".
 
 use msb_plugin_sdk::oci::MEDIA_TYPE_OCI_CONFIG;
 use msb_plugin_sdk::{ArchiveRead, Blob, DecodeError, Decoder, Image, Info, Source, entry_blob, export_decoder, info};
@@ -44,6 +45,7 @@ impl Decoder for Hostile {
                 source: Source::Bytes(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec()),
             })]),
             "escape" => Ok(vec![image(entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "../../../../etc/passwd"))]),
+            "flood" => Ok((0..20_000).map(|_| image(entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "flood"))).collect()),
             _ => Err(DecodeError::not_this_format("hostile decodes nothing")),
         }
     }
