@@ -123,6 +123,12 @@ fn tag_rmi_and_gc_leave_no_orphans() {
     assert_eq!((count("oci/blobs/sha256"), count("layers")), (0, 0), "nothing is left");
     let (stdout, _) = msb.ok(["images", "--format", "json"]);
     assert_eq!(stdout.trim(), "[]");
+    // What a crashed load left in tmp/ goes once it is a day old.
+    let (stale, fresh) = (msb.home().join("tmp/stage-crashed"), msb.home().join("tmp/stage-running"));
+    std::fs::create_dir_all(stale.join("blobs")).unwrap();
+    std::fs::create_dir_all(&fresh).unwrap();
+    run(Command::new("touch").args(["-d", "2 days ago"]).arg(&stale));
     msb.ok(["gc"]);
+    assert!(!stale.exists() && fresh.exists());
     assert!(Path::new(&msb.home().join("oci/index.json")).is_file());
 }

@@ -9,6 +9,9 @@ use crate::oci;
 use crate::reference::Reference;
 use std::collections::BTreeSet;
 
+/// How old a `tmp/` entry must be before `gc` takes it for a crash's leftover.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Everything one image (manifest or index) needs in the store.
 #[derive(Debug, Default)]
 pub struct Closure {
@@ -90,7 +93,8 @@ impl Store {
         Ok(removed)
     }
 
-    /// Deletes every blob and EROFS file no ref reaches.
+    /// Deletes every blob and EROFS file no ref reaches, and what crashed
+    /// commands left in `tmp/` more than a day ago.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let _lock = self.lock()?;
         let mut live = Closure::default();
@@ -105,6 +109,13 @@ impl Store {
             if !format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| live.blobs.contains(&d)) {
                 report.bytes += remove(&path)?;
                 report.blobs += 1;
+            }
+        }
+        let tmp = self.tmp_dir();
+        for (_, path) in list(&tmp)? {
+            let age = path.symlink_metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age > STALE_TMP) {
+                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             }
         }
         let layers = self.layers_dir();
