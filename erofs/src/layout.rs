@@ -52,6 +52,8 @@ pub struct SuperBlock {
     pub inos: u64,
     pub blocks: u32,
     pub meta_blkaddr: u32,
+    /// The shared xattr area (0 when there is none).
+    pub xattr_blkaddr: u32,
 }
 
 impl SuperBlock {
@@ -67,7 +69,8 @@ impl SuperBlock {
         b[32..36].copy_from_slice(&self.build_time_nsec.to_le_bytes());
         b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
         b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
-        // xattr_blkaddr, uuid, volume_name, feature_incompat…: zero.
+        b[44..48].copy_from_slice(&self.xattr_blkaddr.to_le_bytes());
+        // uuid, volume_name, feature_incompat…: zero.
         b
     }
 }

@@ -49,7 +49,7 @@ pub struct Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading the tar or writing the image failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// A tar entry is malformed or contradicts the tree built so far
     /// (truncated data, a hardlink to nothing, a file used as a directory).

@@ -6,7 +6,7 @@ use crate::entry::{self, What};
 use crate::layout::{self, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
 use crate::sparse::Sparse;
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
-use crate::xattr::Xattrs;
+use crate::xattr::{Shared, Xattrs};
 use crate::{Error, Options, Summary};
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,6 +14,11 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 pub(crate) fn write<R: Read>(tar: R, out: &mut File, opts: &Options) -> Result<Summary, Error> {
+    write_with(tar, out, opts, true)
+}
+
+/// [`write`], with the shared xattr area used or not (`share_xattrs`).
+pub(crate) fn write_with<R: Read>(tar: R, out: &mut File, opts: &Options, share_xattrs: bool) -> Result<Summary, Error> {
     let tails = match &opts.tmp_dir {
         Some(dir) => tempfile::tempfile_in(dir)?,
         None => tempfile::tempfile()?,
@@ -29,7 +34,7 @@ pub(crate) fn write<R: Read>(tar: R, out: &mut File, opts: &Options) -> Result<S
     };
     writer.data.get_mut().seek(SeekFrom::Start(BLOCK_SIZE))?;
     writer.read_tar(tar)?;
-    writer.finish(out)
+    writer.finish(out, share_xattrs)
 }
 
 struct Writer<'a> {
@@ -71,6 +76,11 @@ impl Writer<'_> {
         for entry in archive.entries()? {
             let mut entry = entry.map_err(|e| match &last {
                 Some(path) => entry::malformed(path, format!("the tar is damaged after this entry: {e}")),
+                // The tar crate reports a header it cannot parse as `Other`;
+                // anything else is the reader's own failure (decompression, I/O).
+                None if e.kind() == std::io::ErrorKind::Other => {
+                    entry::malformed(b"tar header #1", "not a tar archive: the first header is invalid")
+                }
                 None => Error::Io(e),
             })?;
             let path = entry::path_of(&mut entry);
@@ -188,7 +198,7 @@ impl Writer<'_> {
     }
 
     /// Lays out and writes directories, the metadata area and the superblock.
-    fn finish(mut self, out: &File) -> Result<Summary, Error> {
+    fn finish(mut self, out: &File, share_xattrs: bool) -> Result<Summary, Error> {
         self.data.flush()?;
         self.tails.flush()?;
         let tails = self.tails.into_inner().map_err(|e| e.into_error())?;
@@ -214,6 +224,11 @@ impl Writer<'_> {
             }
         }
 
+        // Xattrs several inodes carry go to the shared area. Inodes only
+        // get smaller for it, so the inline tails chosen while streaming
+        // (with every xattr inline) still fit.
+        let shared = if share_xattrs { Shared::new(order.iter().map(|&id| &tree.nodes[id].xattrs)) } else { Shared::default() };
+
         // Directory contents (names only; nids come later) and their sizes.
         let mut dirs: HashMap<NodeId, DirLayout> = HashMap::new();
         for &id in &order {
@@ -235,7 +250,7 @@ impl Writer<'_> {
                     let dir = &dirs[&id];
                     let size = dir.size();
                     let tail = size % BLOCK_SIZE;
-                    let inline = tail > 0 && INODE_SIZE + node.xattrs.body_size() + tail <= BLOCK_SIZE;
+                    let inline = tail > 0 && INODE_SIZE + shared.body_size(&node.xattrs) + tail <= BLOCK_SIZE;
                     let in_blocks = if inline { size - tail } else { size };
                     let blocks = in_blocks.div_ceil(BLOCK_SIZE);
                     let blkaddr = if blocks > 0 { u32::try_from(next_block).map_err(|_| Error::TooLarge)? } else { 0 };
@@ -253,6 +268,10 @@ impl Writer<'_> {
             };
             plans.insert(id, plan);
         }
+        // The shared xattr area: whole blocks between the directory blocks
+        // and the metadata area.
+        let xattr_blkaddr = if shared.len() > 0 { next_block } else { 0 };
+        next_block += (shared.bytes().len() as u64).div_ceil(BLOCK_SIZE);
         let meta_blkaddr = next_block;
 
         // The inodes. The most common time becomes the build time, which
@@ -272,7 +291,7 @@ impl Writer<'_> {
                 };
                 let inode = Inode {
                     layout: plan.layout,
-                    xattr_icount: node.xattrs.icount(),
+                    xattr_icount: shared.icount(&node.xattrs),
                     mode: node.meta.mode,
                     size: plan.size,
                     i_u: plan.i_u,
@@ -295,7 +314,7 @@ impl Writer<'_> {
         let mut offsets: HashMap<NodeId, u64> = HashMap::new();
         let mut cursor = SLOT;
         for &id in &order {
-            let len = inode_size(id) + tree.nodes[id].xattrs.body_size() + plans[&id].inline;
+            let len = inode_size(id) + shared.body_size(&tree.nodes[id].xattrs) + plans[&id].inline;
             if len <= BLOCK_SIZE && cursor % BLOCK_SIZE + len > BLOCK_SIZE {
                 cursor = cursor.next_multiple_of(BLOCK_SIZE);
             }
@@ -339,7 +358,7 @@ impl Writer<'_> {
                 meta[at..at + INODE_SIZE as usize].copy_from_slice(&inode.to_extended());
                 at + INODE_SIZE as usize
             };
-            let xattrs = node.xattrs.to_bytes();
+            let xattrs = shared.body(&node.xattrs);
             meta[at..at + xattrs.len()].copy_from_slice(&xattrs);
             let at = at + xattrs.len();
             if plan.inline > 0 {
@@ -352,6 +371,11 @@ impl Writer<'_> {
             }
         }
         out.write_all_at(&meta, meta_blkaddr * BLOCK_SIZE)?;
+        if shared.len() > 0 {
+            let mut area = shared.bytes().to_vec();
+            area.resize(area.len().next_multiple_of(BLOCK_SIZE as usize), 0);
+            out.write_all_at(&area, xattr_blkaddr * BLOCK_SIZE)?;
+        }
 
         // Block 0: the superblock.
         let mut block0 = vec![0u8; BLOCK_SIZE as usize];
@@ -362,6 +386,7 @@ impl Writer<'_> {
             inos: order.len() as u64,
             blocks: total_blocks,
             meta_blkaddr: meta_blkaddr as u32,
+            xattr_blkaddr: u32::try_from(xattr_blkaddr).map_err(|_| Error::TooLarge)?,
         };
         block0[SUPER_OFFSET as usize..SUPER_OFFSET as usize + 128].copy_from_slice(&sb.to_bytes());
         out.write_all_at(&block0, 0)?;
@@ -388,4 +413,73 @@ fn most_common<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
         *counts.entry(v).or_insert(0usize) += 1;
     }
     counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 files sharing a capability and an ACL, each with a unique
+    /// xattr too; 20 opaque directories.
+    fn layer() -> Vec<u8> {
+        let cap: &[u8] = &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm) in [(1u16, 6u16), (4, 4), (0x20, 4), (2, 7), (0x10, 7)] {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&(if tag == 2 { 1000u32 } else { u32::MAX }).to_le_bytes());
+        }
+        let header = |size: u64, mode: u32| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(size);
+            h.set_mode(mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h.set_entry_type(tar::EntryType::Regular);
+            h
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..300 {
+            let unique = format!("{i}");
+            b.append_pax_extensions([
+                ("SCHILY.xattr.security.capability", cap),
+                ("SCHILY.xattr.system.posix_acl_access", &acl[..]),
+                ("SCHILY.xattr.user.n", unique.as_bytes()),
+            ])
+            .unwrap();
+            b.append_data(&mut header(3, 0o755), format!("bin/f{i}"), &b"abc"[..]).unwrap();
+        }
+        for i in 0..20 {
+            b.append_data(&mut header(0, 0o644), format!("d{i}/.wh..wh..opq"), &b""[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn image(share: bool) -> Vec<u8> {
+        let mut out = tempfile::tempfile().unwrap();
+        write_with(&layer()[..], &mut out, &Options::default(), share).unwrap();
+        let mut bytes = Vec::new();
+        out.seek(SeekFrom::Start(0)).unwrap();
+        out.read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    fn sb_u32(image: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(image[1024 + at..1024 + at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn shared_xattrs_make_a_smaller_image() {
+        let (shared, inline) = (image(true), image(false));
+        assert_eq!(sb_u32(&inline, 44), 0, "no shared area without sharing");
+        let xattr_blkaddr = sb_u32(&shared, 44);
+        let meta_blkaddr = sb_u32(&shared, 40);
+        assert!(xattr_blkaddr > 0 && xattr_blkaddr + 1 == meta_blkaddr, "{xattr_blkaddr} {meta_blkaddr}");
+        let area = &shared[xattr_blkaddr as usize * 4096..][..4096];
+        // Sorted by index: the ACL (2), the opaque marker (4), the capability (6).
+        assert_eq!(&area[..4], &[0, 2, 44, 0]);
+        assert!(shared.len() + 4 * 4096 < inline.len(), "{} vs {}", shared.len(), inline.len());
+        assert_eq!(shared, image(true), "deterministic");
+    }
 }
