@@ -63,7 +63,8 @@ fn main() {
         let wasm = target_dir.join(TARGET).join("release").join(format!("{}.wasm", name.replace('-', "_")));
         let embedded = out_dir.join(format!("{name}.wasm"));
         fs::copy(&wasm, &embedded).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
-        writeln!(list, "    ({name:?}, include_bytes!({:?})),", embedded.display().to_string()).expect("write to String");
+        writeln!(list, "    ({name:?}, include_bytes!({:?})),", embedded.display().to_string())
+            .expect("write to String");
     }
     list.push_str("];\n");
     fs::write(out_dir.join("builtin_plugins.rs"), list).expect("write builtin_plugins.rs");
@@ -77,8 +78,12 @@ fn plugin_crates(plugins: &Path) -> Vec<PathBuf> {
         .and_then(|(_, rest)| rest.split_once('[')?.1.split_once(']'))
         .map(|(list, _)| list)
         .expect("plugins/Cargo.toml lists its members");
-    let mut dirs: Vec<PathBuf> =
-        members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()).map(|m| plugins.join(m)).collect();
+    let mut dirs: Vec<PathBuf> = members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .map(|m| plugins.join(m))
+        .collect();
     dirs.sort();
     dirs
 }
@@ -87,14 +92,30 @@ fn plugin_crates(plugins: &Path) -> Vec<PathBuf> {
 /// (and break) the nested wasm build. Registry, network and toolchain
 /// settings are kept.
 fn is_outer_build_var(key: &str) -> bool {
-    const KEEP: &[&str] = &["CARGO_HOME", "CARGO_NET_OFFLINE", "CARGO_HTTP_", "CARGO_NET_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
+    const KEEP: &[&str] =
+        &["CARGO_HOME", "CARGO_NET_OFFLINE", "CARGO_HTTP_", "CARGO_NET_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
     if key.starts_with("CARGO_") {
         return !KEEP.iter().any(|k| key.starts_with(k));
     }
     matches!(
         key,
-        "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTC_LINKER" | "RUSTDOC" | "RUSTFLAGS"
-            | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR" | "PROFILE" | "OPT_LEVEL" | "DEBUG" | "NUM_JOBS"
-            | "CARGO" | "CARGO_MAKEFLAGS" | "MAKEFLAGS" | "MFLAGS"
+        "RUSTC"
+            | "RUSTC_WRAPPER"
+            | "RUSTC_WORKSPACE_WRAPPER"
+            | "RUSTC_LINKER"
+            | "RUSTDOC"
+            | "RUSTFLAGS"
+            | "RUSTDOCFLAGS"
+            | "TARGET"
+            | "HOST"
+            | "OUT_DIR"
+            | "PROFILE"
+            | "OPT_LEVEL"
+            | "DEBUG"
+            | "NUM_JOBS"
+            | "CARGO"
+            | "CARGO_MAKEFLAGS"
+            | "MAKEFLAGS"
+            | "MFLAGS"
     )
 }

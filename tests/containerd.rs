@@ -58,10 +58,13 @@ impl Containerd {
     /// `ctr images ls`: (ref, manifest digest) pairs.
     fn images(&self) -> Vec<(String, String)> {
         let out = run(self.ctr().args(["images", "ls"]));
-        out.lines().skip(1).filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
-        }).collect()
+        out.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
+            })
+            .collect()
     }
 }
 
@@ -89,7 +92,16 @@ fn msb_and_containerd_exchange_images_both_ways() {
     for format in ["combined", "oci", "docker"] {
         let name = format!("example.com/{format}:1");
         let renamed = dir.path().join(format!("{format}-renamed.tar"));
-        msb.ok(["save", "--format", format, "-o", renamed.to_str().unwrap(), "-r", &format!("alpine:3.20={name}"), "alpine:3.20"]);
+        msb.ok([
+            "save",
+            "--format",
+            format,
+            "-o",
+            renamed.to_str().unwrap(),
+            "-r",
+            &format!("alpine:3.20={name}"),
+            "alpine:3.20",
+        ]);
         run(daemon.ctr().args(["images", "import"]).arg(&renamed));
         let images = daemon.images();
         let (_, digest) = images.iter().find(|(r, _)| *r == name).unwrap_or_else(|| panic!("{format}: {images:?}"));

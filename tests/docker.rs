@@ -39,7 +39,10 @@ fn strings(values: &Value) -> Vec<String> {
 /// (diff_id, EROFS path) of each layer of an `inspect`.
 fn layers(image: &Value) -> Vec<(String, String)> {
     let layers = image["layers"].as_array().expect("layers");
-    layers.iter().map(|l| (l["diff_id"].as_str().unwrap().to_string(), l["erofs"].as_str().unwrap().to_string())).collect()
+    layers
+        .iter()
+        .map(|l| (l["diff_id"].as_str().unwrap().to_string(), l["erofs"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn diff_ids(image: &Value) -> Vec<String> {

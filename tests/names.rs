@@ -23,7 +23,10 @@ fn renames_and_tags() {
 
     let (_, stderr) = msb.ok(["load", "-i", archive, "-t", "mine:1"]);
     assert_eq!(stderr.trim(), "✓ Loaded mine:1");
-    assert_eq!(msb.inspect("mine:1")["manifest_digest"], msb.inspect("mirror.example/team/alpine:1")["manifest_digest"]);
+    assert_eq!(
+        msb.inspect("mine:1")["manifest_digest"],
+        msb.inspect("mirror.example/team/alpine:1")["manifest_digest"]
+    );
 
     let error = msb.fails(["load", "-i", fx.join("layout").to_str().unwrap(), "-t", "one:1"]);
     assert!(error.contains("--tag one:1: the archive holds 3 images; --tag needs exactly one"), "{error}");

@@ -102,7 +102,9 @@ fn multi_platform_index_loads_the_wanted_platform() {
         Some(_) => std::fs::read_to_string(dir.path().join("ARCH")).unwrap(),
         None => {
             let out = dir.path().join("x");
-            run(Command::new("fsck.erofs").arg(format!("--extract={}", out.display())).arg(arm["layers"][0]["erofs"].as_str().unwrap()));
+            run(Command::new("fsck.erofs")
+                .arg(format!("--extract={}", out.display()))
+                .arg(arm["layers"][0]["erofs"].as_str().unwrap()));
             std::fs::read_to_string(out.join("ARCH")).unwrap()
         }
     };

@@ -21,7 +21,9 @@ fn podman(dir: &Path) -> Command {
 fn podman_image(dir: &Path, name: &str) -> (String, Vec<String>, Vec<String>) {
     let out = run(podman(dir).args(["image", "inspect", name]));
     let info: Value = serde_json::from_str(&out).unwrap();
-    let strings = |v: &Value| v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+    let strings = |v: &Value| {
+        v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    };
     (info[0]["Id"].as_str().unwrap().to_string(), strings(&info[0]["RepoTags"]), strings(&info[0]["RootFS"]["Layers"]))
 }
 

@@ -14,7 +14,8 @@ fn hostile_wasm() -> PathBuf {
 
 /// A test-only decoder built with the others (plugins/testing/NAME).
 fn testing_wasm(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
     assert!(path.is_file(), "{} is built by host/build.rs", path.display());
     path
 }
@@ -52,7 +53,9 @@ fn hostile_plugins_are_contained() {
     msb.ok(["images"]);
     let plugin = hostile_wasm();
     let plugin = plugin.to_str().unwrap();
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (first entry, environment, expected error)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("spin", &[("MSB_PLUGIN_TIME_SECS", "1")], "plugin hostile ran out of time (limit 1 s)"),
         ("hog", &[("MSB_PLUGIN_MEMORY_MIB", "64")], "plugin hostile ran out of memory (limit 64 MiB)"),
         ("panic", &[], "plugin hostile crashed"),
@@ -107,7 +110,12 @@ fn corrupt_archives_leave_the_store_unchanged() {
 
     // A manifest that names a blob the archive lacks.
     std::fs::remove_file(&blob).unwrap();
-    fails_cleanly(&msb, &["load", "-i", copy.to_str().unwrap()], &[], &format!("blobs/sha256/{layer}: blob referenced by"));
+    fails_cleanly(
+        &msb,
+        &["load", "-i", copy.to_str().unwrap()],
+        &[],
+        &format!("blobs/sha256/{layer}: blob referenced by"),
+    );
 }
 
 #[test]
@@ -117,14 +125,22 @@ fn things_that_are_not_image_archives() {
     msb.ok(["images"]);
     let empty = dir.path().join("empty.tar");
     std::fs::write(&empty, b"").unwrap();
-    fails_cleanly(&msb, &["load", "-i", empty.to_str().unwrap()], &[], "not a recognized image archive (an empty file); tried ");
+    fails_cleanly(
+        &msb,
+        &["load", "-i", empty.to_str().unwrap()],
+        &[],
+        "not a recognized image archive (an empty file); tried ",
+    );
 
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
     fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "(a text file)");
 
     let zip = dir.path().join("image.tar");
-    run(Command::new("python3").arg("-c").arg("import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').writestr('a', 'b')").arg(&zip));
+    run(Command::new("python3")
+        .arg("-c")
+        .arg("import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').writestr('a', 'b')")
+        .arg(&zip));
     fails_cleanly(&msb, &["load", "-i", zip.to_str().unwrap()], &[], "(a zip archive); tried ");
     fails_cleanly(&msb, &["load", "-i", "/bin/true"], &[], "(an ELF binary); tried ");
 
@@ -135,11 +151,19 @@ fn things_that_are_not_image_archives() {
     run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&rootfs).arg("etc"));
     fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "root file system tar");
     let error = fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "not a recognized image archive");
-    assert!(["docker-save", "docker-v1", "oci-layout"].iter().all(|d| error.contains(d)), "names what was tried: {error}");
+    assert!(
+        ["docker-save", "docker-v1", "oci-layout"].iter().all(|d| error.contains(d)),
+        "names what was tried: {error}"
+    );
 
     let missing = dir.path().join("nope.tar");
     fails_cleanly(&msb, &["load", "-i", missing.to_str().unwrap()], &[], "nope.tar");
-    fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap(), "--plugin", "nosuch"], &[], "no decoder named \"nosuch\"");
+    fails_cleanly(
+        &msb,
+        &["load", "-i", tar.to_str().unwrap(), "--plugin", "nosuch"],
+        &[],
+        "no decoder named \"nosuch\"",
+    );
 }
 
 #[test]

@@ -42,7 +42,8 @@ fn save_round_trips_through_skopeo_and_back() {
     // skopeo reads it image by image, as docker-archive and as oci-archive.
     for (name, image) in [("alpine:3.20", &alpine), ("example.com/team/plain:2", &plain)] {
         let config = skopeo_json(&["--config", &format!("docker-archive:{}:{name}", out.display())]);
-        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().into()).collect();
+        let diff_ids: Vec<String> =
+            config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().into()).collect();
         assert_eq!(diff_ids, layers_of(image).into_iter().map(|(_, d)| d).collect::<Vec<_>>());
     }
     let oci_name = format!("oci-archive:{}:docker.io/library/alpine:3.20", out.display());
@@ -55,14 +56,22 @@ fn save_round_trips_through_skopeo_and_back() {
     // msb → msb: the same digests.
     let other = Msb::new();
     let (_, stderr) = other.ok(["load", "-i", out.to_str().unwrap()]);
-    assert!(stderr.contains("✓ Loaded alpine:3.20") && stderr.contains("✓ Loaded example.com/team/plain:2"), "{stderr}");
+    assert!(
+        stderr.contains("✓ Loaded alpine:3.20") && stderr.contains("✓ Loaded example.com/team/plain:2"),
+        "{stderr}"
+    );
     same_image(&other.inspect("alpine:3.20"), &alpine);
     same_image(&other.inspect("example.com/team/plain:2"), &plain);
 
     // msb → skopeo → msb: skopeo copies the saved OCI image into a docker
     // archive, which loads with the same config and diff_ids.
     let copied = dir.path().join("copied.tar");
-    run(Command::new("skopeo").args(["copy", "-q", &oci_name, &format!("docker-archive:{}:copied:1", copied.display())]));
+    run(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &oci_name,
+        &format!("docker-archive:{}:copied:1", copied.display()),
+    ]));
     let third = Msb::new();
     third.ok(["load", "-q", "-i", copied.to_str().unwrap()]);
     let image = third.inspect("copied:1");

@@ -17,13 +17,19 @@ pub enum What {
     File,
     /// Regular file in GNU's PAX sparse format 1.0: the data holds a map and
     /// the segments; the file is `real_size` bytes.
-    SparseFile { real_size: u64 },
+    SparseFile {
+        real_size: u64,
+    },
     Dir,
     Symlink(Vec<u8>),
     /// Hardlink to an earlier entry's path.
     Hardlink(Vec<u8>),
     /// Character or block device (`is_block`), major, minor.
-    Device { is_block: bool, major: u32, minor: u32 },
+    Device {
+        is_block: bool,
+        major: u32,
+        minor: u32,
+    },
     Fifo,
     /// A PAX global header: nothing to apply.
     Skip,
@@ -115,9 +121,15 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
             match key {
                 "uid" => meta.uid = u32::try_from(number("uid")?).map_err(|_| bad("PAX uid is above 2^32-1"))?,
                 "gid" => meta.gid = u32::try_from(number("gid")?).map_err(|_| bad("PAX gid is above 2^32-1"))?,
-                "mtime" => (meta.mtime, meta.mtime_nsec) = parse_mtime(text()?).ok_or_else(|| bad("invalid PAX mtime"))?,
-                "SCHILY.devmajor" => major = u32::try_from(number("devmajor")?).map_err(|_| bad("device major too large"))?,
-                "SCHILY.devminor" => minor = u32::try_from(number("devminor")?).map_err(|_| bad("device minor too large"))?,
+                "mtime" => {
+                    (meta.mtime, meta.mtime_nsec) = parse_mtime(text()?).ok_or_else(|| bad("invalid PAX mtime"))?
+                }
+                "SCHILY.devmajor" => {
+                    major = u32::try_from(number("devmajor")?).map_err(|_| bad("device major too large"))?
+                }
+                "SCHILY.devminor" => {
+                    minor = u32::try_from(number("devminor")?).map_err(|_| bad("device minor too large"))?
+                }
                 "GNU.sparse.major" => sparse.major = Some(text()?.to_string()),
                 "GNU.sparse.minor" => sparse.minor = Some(text()?.to_string()),
                 "GNU.sparse.realsize" => sparse.real_size = Some(number("GNU.sparse.realsize")?),
@@ -157,14 +169,20 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
                 return Err(unsupported(&path, "symlink target with a NUL byte"));
             }
             if target.len() > MAX_SYMLINK {
-                return Err(unsupported(&path, format!("symlink target of {} bytes (at most {MAX_SYMLINK})", target.len())));
+                return Err(unsupported(
+                    &path,
+                    format!("symlink target of {} bytes (at most {MAX_SYMLINK})", target.len()),
+                ));
             }
             What::Symlink(target)
         }
         tar::EntryType::Link => What::Hardlink(link("hardlink")?),
         tar::EntryType::Char | tar::EntryType::Block => {
             if major > 0xfff || minor > 0xf_ffff {
-                return Err(unsupported(&path, format!("device {major}:{minor} (Linux allows 12-bit majors, 20-bit minors)")));
+                return Err(unsupported(
+                    &path,
+                    format!("device {major}:{minor} (Linux allows 12-bit majors, 20-bit minors)"),
+                ));
             }
             What::Device { is_block: kind == tar::EntryType::Block, major, minor }
         }
@@ -191,11 +209,9 @@ impl Sparse {
             (Some("1"), Some("0")) => Ok(Some(())),
             (None, None) if !self.old_format => Ok(None),
             (None, None) => Err("sparse file in GNU PAX format 0.x (use GNU tar's default 1.0)".to_string()),
-            (major, minor) => Err(format!(
-                "sparse file in GNU PAX format {}.{}",
-                major.unwrap_or("?"),
-                minor.unwrap_or("?")
-            )),
+            (major, minor) => {
+                Err(format!("sparse file in GNU PAX format {}.{}", major.unwrap_or("?"), minor.unwrap_or("?")))
+            }
         }
     }
 }

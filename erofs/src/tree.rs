@@ -61,7 +61,9 @@ pub enum Kind {
     /// Regular file or symlink content.
     Data(Data),
     /// Character or block device (`rdev` encoded), FIFO, socket.
-    Special { rdev: u32 },
+    Special {
+        rdev: u32,
+    },
 }
 
 /// One inode.
@@ -98,7 +100,9 @@ pub struct Tree {
 
 impl Tree {
     pub fn new() -> Tree {
-        Tree { nodes: vec![Node { meta: Meta::IMPLIED_DIR, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) }] }
+        Tree {
+            nodes: vec![Node { meta: Meta::IMPLIED_DIR, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) }],
+        }
     }
 
     /// `path` split into components; `..` is refused, `.` and empty parts dropped.
@@ -132,7 +136,11 @@ impl Tree {
                 Some(id) if matches!(self.nodes[id].kind, Kind::Dir(_)) => id,
                 Some(_) => return Err(TreeError::NotADirectory),
                 None => {
-                    let id = self.push(Node { meta: Meta::IMPLIED_DIR, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) });
+                    let id = self.push(Node {
+                        meta: Meta::IMPLIED_DIR,
+                        xattrs: Xattrs::default(),
+                        kind: Kind::Dir(BTreeMap::new()),
+                    });
                     self.children(dir)?.insert(part.to_vec(), id);
                     id
                 }
@@ -208,11 +216,19 @@ mod tests {
     use super::*;
 
     fn dir(mode: u32) -> Node {
-        Node { meta: Meta { mode: S_IFDIR | mode, ..Meta::IMPLIED_DIR }, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) }
+        Node {
+            meta: Meta { mode: S_IFDIR | mode, ..Meta::IMPLIED_DIR },
+            xattrs: Xattrs::default(),
+            kind: Kind::Dir(BTreeMap::new()),
+        }
     }
 
     fn file() -> Node {
-        Node { meta: Meta { mode: S_IFREG | 0o644, ..Meta::IMPLIED_DIR }, xattrs: Xattrs::default(), kind: Kind::Special { rdev: 0 } }
+        Node {
+            meta: Meta { mode: S_IFREG | 0o644, ..Meta::IMPLIED_DIR },
+            xattrs: Xattrs::default(),
+            kind: Kind::Special { rdev: 0 },
+        }
     }
 
     #[test]
@@ -235,7 +251,12 @@ mod tests {
         new.xattrs.set("user.a", b"1").unwrap();
         assert_eq!(tree.insert(&[b"d"], new).unwrap(), d);
         assert_eq!(tree.nodes[d].meta.mode, S_IFDIR | 0o700);
-        assert_eq!(tree.nodes[d].xattrs.icount(), { let mut x = Xattrs::default(); x.set("trusted.overlay.opaque", b"y").unwrap(); x.set("user.a", b"1").unwrap(); x.icount() });
+        assert_eq!(tree.nodes[d].xattrs.icount(), {
+            let mut x = Xattrs::default();
+            x.set("trusted.overlay.opaque", b"y").unwrap();
+            x.set("user.a", b"1").unwrap();
+            x.icount()
+        });
         let Kind::Dir(children) = &tree.nodes[d].kind else { panic!() };
         assert!(children.contains_key(&b"child"[..]));
     }

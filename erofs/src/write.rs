@@ -3,7 +3,9 @@
 
 use crate::dir::DirLayout;
 use crate::entry::{self, What};
-use crate::layout::{self, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock};
+use crate::layout::{
+    self, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock,
+};
 use crate::sparse::Sparse;
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::{Shared, Xattrs};
@@ -18,7 +20,12 @@ pub(crate) fn write<R: Read>(tar: R, out: &mut File, opts: &Options) -> Result<S
 }
 
 /// [`write`], with the shared xattr area used or not (`share_xattrs`).
-pub(crate) fn write_with<R: Read>(tar: R, out: &mut File, opts: &Options, share_xattrs: bool) -> Result<Summary, Error> {
+pub(crate) fn write_with<R: Read>(
+    tar: R,
+    out: &mut File,
+    opts: &Options,
+    share_xattrs: bool,
+) -> Result<Summary, Error> {
     let tails = match &opts.tmp_dir {
         Some(dir) => tempfile::tempfile_in(dir)?,
         None => tempfile::tempfile()?,
@@ -63,7 +70,9 @@ fn tree_error(path: &[u8], e: TreeError) -> Error {
 /// read inside its data is reported as truncation.
 fn truncated(path: &[u8], e: Error) -> Error {
     match e {
-        Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => entry::malformed(path, format!("truncated: {io}")),
+        Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            entry::malformed(path, format!("truncated: {io}"))
+        }
         Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => entry::malformed(path, io),
         other => other,
     }
@@ -104,7 +113,10 @@ impl Writer<'_> {
         if let Some(name) = parts.last() {
             if *name == b".wh..wh..opq" {
                 let dir = self.tree.dir(&parts[..parts.len() - 1]).map_err(tree_err)?;
-                self.tree.nodes[dir].xattrs.set("trusted.overlay.opaque", b"y").map_err(|e| entry::xattr_error(path, e))?;
+                self.tree.nodes[dir]
+                    .xattrs
+                    .set("trusted.overlay.opaque", b"y")
+                    .map_err(|e| entry::xattr_error(path, e))?;
                 return Ok(());
             }
             if name.starts_with(b".wh..wh.") {
@@ -127,7 +139,11 @@ impl Writer<'_> {
             }
         }
 
-        let node = |mode: u32, kind: Kind| Node { meta: Meta { mode: mode | meta.mode, ..meta }, xattrs: entry.xattrs.clone(), kind };
+        let node = |mode: u32, kind: Kind| Node {
+            meta: Meta { mode: mode | meta.mode, ..meta },
+            xattrs: entry.xattrs.clone(),
+            kind,
+        };
         let new = match entry.what {
             What::Skip => return Ok(()),
             What::File => {
@@ -227,7 +243,8 @@ impl Writer<'_> {
         // Xattrs several inodes carry go to the shared area. Inodes only
         // get smaller for it, so the inline tails chosen while streaming
         // (with every xattr inline) still fit.
-        let shared = if share_xattrs { Shared::new(order.iter().map(|&id| &tree.nodes[id].xattrs)) } else { Shared::default() };
+        let shared =
+            if share_xattrs { Shared::new(order.iter().map(|&id| &tree.nodes[id].xattrs)) } else { Shared::default() };
 
         // Directory contents (names only; nids come later) and their sizes.
         let mut dirs: HashMap<NodeId, DirLayout> = HashMap::new();
@@ -276,7 +293,8 @@ impl Writer<'_> {
 
         // The inodes. The most common time becomes the build time, which
         // every compact inode shares.
-        let build_time = most_common(order.iter().map(|&id| (tree.nodes[id].meta.mtime, tree.nodes[id].meta.mtime_nsec)));
+        let build_time =
+            most_common(order.iter().map(|&id| (tree.nodes[id].meta.mtime, tree.nodes[id].meta.mtime_nsec)));
         let inodes: HashMap<NodeId, Inode> = order
             .iter()
             .enumerate()
@@ -305,7 +323,8 @@ impl Writer<'_> {
                 (id, inode)
             })
             .collect();
-        let inode_size = |id: NodeId| if inodes[&id].fits_compact(build_time) { COMPACT_INODE_SIZE } else { INODE_SIZE };
+        let inode_size =
+            |id: NodeId| if inodes[&id].fits_compact(build_time) { COMPACT_INODE_SIZE } else { INODE_SIZE };
 
         // The metadata area: each inode at a 32-byte slot; an inode with
         // inline data never crosses a block boundary.

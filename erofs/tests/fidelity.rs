@@ -184,7 +184,12 @@ fn refusals_are_clear() {
     let dir = scratch();
     let sparse = sparse_file(dir.path());
     let tar = dir.path().join("sparse0.tar");
-    run(Command::new("tar").args(["--format=posix", "--sparse-version=0.1", "-S", "-cf"]).arg(&tar).arg("-C").arg(dir.path()).arg(sparse));
+    run(Command::new("tar")
+        .args(["--format=posix", "--sparse-version=0.1", "-S", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(sparse));
     let error = convert(&tar, &dir.path().join("s.erofs")).unwrap_err().to_string();
     assert!(error.contains("sparse.img") && error.contains("sparse file in GNU PAX format 0.x"), "{error}");
 
@@ -209,7 +214,8 @@ fn sparse_file(dir: &Path) -> &'static str {
 fn gnu_tar_sparse_files_are_expanded() {
     let dir = scratch();
     let name = sparse_file(dir.path());
-    for (label, args) in [("gnu", &["--format=gnu"][..]), ("pax-1.0", &["--format=posix", "--sparse-version=1.0"][..])] {
+    for (label, args) in [("gnu", &["--format=gnu"][..]), ("pax-1.0", &["--format=posix", "--sparse-version=1.0"][..])]
+    {
         let tar = dir.path().join(format!("{label}.tar"));
         run(Command::new("tar").args(args).args(["-S", "-cf"]).arg(&tar).arg("-C").arg(dir.path()).arg(name));
         check(&tar);
@@ -237,7 +243,10 @@ fn shared_xattrs_are_stored_once() {
     let image = dir.path().join("layer.erofs");
     convert(&tar, &image).unwrap();
     let sb = run(Command::new("dump.erofs").arg("-s").arg(&image));
-    let start = sb.lines().find_map(|l| l.strip_prefix("Filesystem shared xattr metadata start block:")).map(|v| v.trim().to_string());
+    let start = sb
+        .lines()
+        .find_map(|l| l.strip_prefix("Filesystem shared xattr metadata start block:"))
+        .map(|v| v.trim().to_string());
     assert!(start.as_deref().is_some_and(|b| b != "0"), "{sb}");
     let inode = run(Command::new("dump.erofs").arg("--path=/bin/tool-01").arg(&image));
     assert!(inode.contains("Xattr size: 32"), "12-byte header, 2 shared ids, user.id=file-1 inline:\n{inode}");
@@ -281,7 +290,12 @@ fn a_file_over_4_gib() {
     }
     drop(file);
     let tar = dir.path().join("big.tar");
-    run(Command::new("tar").args(["--format=posix", "--sparse-version=1.0", "-S", "-cf"]).arg(&tar).arg("-C").arg(&src).arg("big"));
+    run(Command::new("tar")
+        .args(["--format=posix", "--sparse-version=1.0", "-S", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .arg("big"));
     eprintln!("4 GiB test: tar made in {:?}", t.elapsed());
     let image = dir.path().join("big.erofs");
     let summary = convert(&tar, &image).unwrap();

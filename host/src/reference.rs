@@ -80,8 +80,8 @@ impl FromStr for Reference {
         }
         let mut components: Vec<&str> = name.split('/').collect();
         let first = components[0];
-        let has_domain =
-            components.len() > 1 && (first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()));
+        let has_domain = components.len() > 1
+            && (first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()));
         let domain = if has_domain { components.remove(0) } else { DEFAULT_DOMAIN };
         if domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':')) {
             return Err(bad("invalid registry host"));

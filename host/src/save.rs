@@ -88,12 +88,19 @@ pub fn save(
         tar.bytes("repositories", &repositories)?;
     }
     tar.finish()?;
-    Ok(images.into_iter().map(|(entry, view)| Saved { refs: entry.reference.into_iter().collect(), digest: view.manifest_digest }).collect())
+    Ok(images
+        .into_iter()
+        .map(|(entry, view)| Saved { refs: entry.reference.into_iter().collect(), digest: view.manifest_digest })
+        .collect())
 }
 
 /// Resolves `names` to index entries (one per ref saved; an ID saves the
 /// image without a ref, like docker) and applies `renames`.
-fn select(store: &Store, names: &[String], renames: &[(Reference, Reference)]) -> Result<Vec<(IndexEntry, ImageView)>, SaveError> {
+fn select(
+    store: &Store,
+    names: &[String],
+    renames: &[(Reference, Reference)],
+) -> Result<Vec<(IndexEntry, ImageView)>, SaveError> {
     let mut images: Vec<(IndexEntry, ImageView)> = Vec::new();
     for name in names {
         let view = store.resolve(name)?;
@@ -128,7 +135,12 @@ fn oci_index(images: &[(IndexEntry, ImageView)]) -> Vec<u8> {
             annotations: entry
                 .reference
                 .iter()
-                .flat_map(|r| [(oci::ANNOTATION_REF_NAME.to_string(), r.to_string()), (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string())])
+                .flat_map(|r| {
+                    [
+                        (oci::ANNOTATION_REF_NAME.to_string(), r.to_string()),
+                        (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string()),
+                    ]
+                })
                 .collect(),
         })
         .collect();
@@ -153,7 +165,10 @@ fn docker_manifest(images: &[(IndexEntry, ImageView)]) -> (Vec<u8>, Vec<u8>) {
         if let Some(reference) = &entry.reference {
             tags.push(reference.to_string());
             if let (Some(tag), Some(top)) = (reference.tag(), view.layers.last()) {
-                repositories.entry(reference.name().to_string()).or_default().insert(tag.to_string(), top.digest.hex().to_string());
+                repositories
+                    .entry(reference.name().to_string())
+                    .or_default()
+                    .insert(tag.to_string(), top.digest.hex().to_string());
             }
         }
     }
@@ -167,7 +182,10 @@ fn docker_manifest(images: &[(IndexEntry, ImageView)]) -> (Vec<u8>, Vec<u8>) {
             })
         })
         .collect();
-    (serde_json::to_vec(&manifest).expect("manifest.json serializes"), serde_json::to_vec(&repositories).expect("repositories serializes"))
+    (
+        serde_json::to_vec(&manifest).expect("manifest.json serializes"),
+        serde_json::to_vec(&repositories).expect("repositories serializes"),
+    )
 }
 
 /// A deterministic tar writer: root-owned entries, mtime 0.
@@ -208,7 +226,9 @@ impl<W: Write> TarWriter<W> {
         let file = File::open(source).map_err(store_err)?;
         let size = file.metadata().map_err(store_err)?.len();
         let mut header = Self::header(tar::EntryType::Regular, 0o644, size);
-        self.builder.append_data(&mut header, path, io::BufReader::with_capacity(1 << 20, file).take(size)).map_err(SaveError::Write)
+        self.builder
+            .append_data(&mut header, path, io::BufReader::with_capacity(1 << 20, file).take(size))
+            .map_err(SaveError::Write)
     }
 
     fn finish(self) -> Result<(), SaveError> {

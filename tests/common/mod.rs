@@ -16,7 +16,8 @@ pub fn scratch() -> tempfile::TempDir {
 
 /// Panics with an install hint when a tool the tests rely on is missing.
 pub fn require(tool: &str) {
-    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    let found =
+        Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
     assert!(found, "{tool} is not installed; run the README's test command, which installs it");
 }
 
@@ -57,7 +58,12 @@ impl Msb {
     pub fn fails<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> String {
         let out = self.cmd(args).output().expect("run msb");
         let (stdout, stderr) = texts(&out);
-        assert_eq!(out.status.code(), Some(1), "expected failure, got {}:\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "expected failure, got {}:\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
         assert!(lines[0].starts_with("error: "), "{stderr}");
@@ -133,7 +139,8 @@ pub fn fixtures(script: &str) -> PathBuf {
 fn remove_stale(tmp: &Path, name: &str) {
     for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let pid = file_name.strip_prefix(name).and_then(|rest| rest.strip_prefix('-')).and_then(|p| p.parse::<u32>().ok());
+        let pid =
+            file_name.strip_prefix(name).and_then(|rest| rest.strip_prefix('-')).and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
             let _ = std::fs::remove_dir_all(entry.path());
         }

@@ -46,7 +46,13 @@ pub fn list(store: &Store, args: ListArgs) -> Result<()> {
             println!("{:<40} {:<12} {:<16} {:>10}", "REFERENCE", "IMAGE ID", "PLATFORM", "SIZE");
             for i in &images {
                 let name = i.entry.reference.as_ref().map_or("<none>".to_string(), |r| r.familiar());
-                println!("{:<40} {:<12} {:<16} {:>10}", name, &i.config_digest.hex()[..12], i.platform.to_string(), human(i.size()));
+                println!(
+                    "{:<40} {:<12} {:<16} {:>10}",
+                    name,
+                    &i.config_digest.hex()[..12],
+                    i.platform.to_string(),
+                    human(i.size())
+                );
             }
         }
     }
@@ -73,10 +79,18 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
         Format::Text => {
             let name = image.entry.reference.as_ref().map_or("<none>".to_string(), |r| r.to_string());
-            println!("Reference: {name}\nManifest:  {}\nConfig:    {}\nPlatform:  {}", image.manifest_digest, image.config_digest, image.platform);
+            println!(
+                "Reference: {name}\nManifest:  {}\nConfig:    {}\nPlatform:  {}",
+                image.manifest_digest, image.config_digest, image.platform
+            );
             println!("Layers:");
             for l in &image.layers {
-                println!("  {} {:>10}  {}", l.diff_id, human(l.size), std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()).display());
+                println!(
+                    "  {} {:>10}  {}",
+                    l.diff_id,
+                    human(l.size),
+                    std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()).display()
+                );
             }
         }
     }

@@ -50,7 +50,9 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         None => bail!("no archive given: use -i PATH, or pipe one to stdin"),
     };
     let platform = match &args.platform {
-        Some(p) => Some(oci::parse_platform(p).with_context(|| format!("--platform {p:?}: expected os/arch[/variant]"))?),
+        Some(p) => {
+            Some(oci::parse_platform(p).with_context(|| format!("--platform {p:?}: expected os/arch[/variant]"))?)
+        }
         None => None,
     };
     let store = open_store(home)?;

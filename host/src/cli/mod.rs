@@ -92,7 +92,10 @@ fn open_store(home: &std::path::Path) -> Result<Store> {
 fn runtime(store: &Store) -> Result<Arc<Runtime>> {
     let mut limits = Limits::default();
     let env = |name: &str| -> Result<Option<u64>> {
-        std::env::var(name).ok().map(|v| v.parse::<u64>().with_context(|| format!("{name}={v:?} is not a number"))).transpose()
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse::<u64>().with_context(|| format!("{name}={v:?} is not a number")))
+            .transpose()
     };
     if let Some(mib) = env("MSB_PLUGIN_MEMORY_MIB")? {
         limits.memory = usize::try_from(mib << 20).context("MSB_PLUGIN_MEMORY_MIB is too large")?;

@@ -84,7 +84,8 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
         }
         Command::Detect { path } => {
             let source = if path == Path::new("-") { Source::Stdin } else { Source::Path(path) };
-            let input = input::open(&source, &store.tmp_dir(), &msb::progress::Silent).with_context(|| source.display_name())?;
+            let input = input::open(&source, &store.tmp_dir(), &msb::progress::Silent)
+                .with_context(|| source.display_name())?;
             let mut verdicts = verdicts(&registry, &input.archive);
             verdicts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             if let Some(c) = input.compression {

@@ -12,17 +12,15 @@ pub struct Bars {
 
 /// Bars when stderr is a terminal and output is not `quiet`; else nothing.
 pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
-    if quiet || !std::io::stderr().is_terminal() {
-        Box::new(Silent)
-    } else {
-        Box::new(Bars { bar: Mutex::new(None) })
-    }
+    if quiet || !std::io::stderr().is_terminal() { Box::new(Silent) } else { Box::new(Bars { bar: Mutex::new(None) }) }
 }
 
 impl Progress for Bars {
     fn start(&self, phase: Phase, total: Option<u64>) {
         let (bar, template) = match total {
-            Some(total) => (ProgressBar::new(total), "{msg:>16} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
+            Some(total) => {
+                (ProgressBar::new(total), "{msg:>16} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            }
             None => (ProgressBar::new_spinner(), "{msg:>16} {spinner} {bytes} {bytes_per_sec}"),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {

@@ -124,7 +124,9 @@ pub struct GcArgs {
 pub fn gc(store: &Store, args: GcArgs) -> Result<()> {
     let report = store.gc()?;
     match args.format {
-        Format::Json => println!("{}", json!({"blobs": report.blobs, "layers": report.layers, "freed_bytes": report.bytes})),
+        Format::Json => {
+            println!("{}", json!({"blobs": report.blobs, "layers": report.layers, "freed_bytes": report.bytes}))
+        }
         Format::Text => println!(
             "Removed {} blobs and {} layers, {}",
             report.blobs,

@@ -47,7 +47,9 @@ pub fn sniff(head: &[u8]) -> Option<Compression> {
 pub fn decompress<'a>(reader: impl Read + 'a, compression: Option<Compression>) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         None => Box::new(reader),
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, reader))),
+        Some(Compression::Gzip) => {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, reader)))
+        }
         Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(reader)?),
         Some(Compression::Xz) => Box::new(xz2::read::XzDecoder::new_multi_decoder(reader)),
         Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(reader)),

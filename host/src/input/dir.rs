@@ -29,7 +29,10 @@ impl DirArchive {
         let file = File::open(self.root.join(&entry.path))?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(InputError::BadEntry { entry: entry.path.clone(), reason: "is no longer a regular file".into() });
+            return Err(InputError::BadEntry {
+                entry: entry.path.clone(),
+                reason: "is no longer a regular file".into(),
+            });
         }
         Ok((file, meta.len()))
     }

@@ -73,7 +73,9 @@ impl Index {
                     let base = if target.starts_with('/') { "" } else { parent(&entry.path) };
                     normalize(&format!("{base}/{target}")).ok_or_else(|| bad("symlink points outside the archive"))?
                 }
-                (EntryKind::Hardlink, Some(target)) => normalize(target).ok_or_else(|| bad("hardlink points outside the archive"))?,
+                (EntryKind::Hardlink, Some(target)) => {
+                    normalize(target).ok_or_else(|| bad("hardlink points outside the archive"))?
+                }
                 _ => return Err(bad("is not a regular file")),
             };
         }

@@ -94,7 +94,11 @@ pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<
             let mut head = [0u8; 512];
             let n = read_full(&mut file, &mut head)?;
             match sniff(&head[..n]) {
-                None => Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?)?), compression: None, _spool: None }),
+                None => Ok(Input {
+                    archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?)?),
+                    compression: None,
+                    _spool: None,
+                }),
                 Some(c) => {
                     let file = File::open(path)?;
                     progress.start(Phase::Spooling, Some(file.metadata()?.len()));
@@ -108,13 +112,23 @@ pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<
             let n = read_full(&mut stdin, &mut head)?;
             let compression = sniff(&head[..n]);
             progress.start(Phase::Spooling, None);
-            spool(Counting::new(io::Cursor::new(head[..n].to_vec()).chain(stdin), progress), compression, tmp_dir, progress)
+            spool(
+                Counting::new(io::Cursor::new(head[..n].to_vec()).chain(stdin), progress),
+                compression,
+                tmp_dir,
+                progress,
+            )
         }
     }
 }
 
 /// Copies `reader` (decompressing it) into a file in `tmp_dir` and indexes it.
-fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path, progress: &dyn Progress) -> Result<Input, InputError> {
+fn spool(
+    reader: impl Read,
+    compression: Option<Compression>,
+    tmp_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Input, InputError> {
     let mut spool = tempfile::Builder::new().prefix("spool-").tempfile_in(tmp_dir)?;
     io::copy(&mut decompress(reader, compression)?, spool.as_file_mut())?;
     progress.finish();
@@ -124,7 +138,11 @@ fn spool(reader: impl Read, compression: Option<Compression>, tmp_dir: &Path, pr
 
 /// The sha256 of the file at `path`; with `uncompressed`, of its content
 /// after undoing gzip or zstd (sniffed).
-pub fn digest_entry(archive: &dyn Archive, path: &str, uncompressed: bool) -> Result<crate::digest::Digest, InputError> {
+pub fn digest_entry(
+    archive: &dyn Archive,
+    path: &str,
+    uncompressed: bool,
+) -> Result<crate::digest::Digest, InputError> {
     use std::io::BufRead;
     let mut reader = io::BufReader::with_capacity(1 << 16, archive.open(path)?);
     let compression = if uncompressed { sniff(reader.fill_buf()?) } else { None };

@@ -51,7 +51,9 @@ impl TarArchive {
                 _ => EntryKind::Other,
             };
             let link = match entry.link_name_bytes() {
-                Some(l) if matches!(kind, EntryKind::Symlink | EntryKind::Hardlink) => Some(String::from_utf8_lossy(&l).into_owned()),
+                Some(l) if matches!(kind, EntryKind::Symlink | EntryKind::Hardlink) => {
+                    Some(String::from_utf8_lossy(&l).into_owned())
+                }
                 _ => None,
             };
             let size = if kind == EntryKind::File { entry.size() } else { 0 };
@@ -78,7 +80,8 @@ fn is_tar_header(head: &[u8]) -> bool {
         .ok()
         .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
         .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let sum: u32 = head[..512].iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    let sum: u32 =
+        head[..512].iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
     stored == Some(sum)
 }
 

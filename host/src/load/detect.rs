@@ -36,7 +36,9 @@ pub(crate) fn choose(
     let winners: Vec<String> = verdicts.into_iter().filter(|(_, score)| *score == best).map(|(name, _)| name).collect();
     match winners.as_slice() {
         // Decoding starts in a fresh sandbox, not the one that detected.
-        [name] => Ok(registry.get(name).expect("a verdict names a registered decoder").session(Some(archive.clone()))?),
+        [name] => {
+            Ok(registry.get(name).expect("a verdict names a registered decoder").session(Some(archive.clone()))?)
+        }
         _ => Err(LoadError::AmbiguousDecoder { names: winners, score: best }),
     }
 }

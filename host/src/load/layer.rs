@@ -53,7 +53,12 @@ pub(crate) fn import(
             staging.require(erofs);
             let media_type = layer.media_type.clone().unwrap_or_else(|| layer.flavor.layer(None).to_string());
             progress.advance(size_hint(archive, layer).unwrap_or(0));
-            return Ok(Imported { digest: digest.clone(), media_type, size: meta.len(), diff_id: layer.diff_id.clone() });
+            return Ok(Imported {
+                digest: digest.clone(),
+                media_type,
+                size: meta.len(),
+                diff_id: layer.diff_id.clone(),
+            });
         }
     }
     let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
@@ -75,7 +80,10 @@ pub(crate) fn import(
     let drained = io::copy(&mut blob, &mut io::sink());
     let (digest, size, tee) = blob.into_inner().into_parts();
     if let Some(declared) = layer.digest.as_ref().filter(|d| **d != digest && drained.is_ok()) {
-        return Err(LoadError::invalid(&layer.what, format!("content has digest {digest}, the archive says {declared}")));
+        return Err(LoadError::invalid(
+            &layer.what,
+            format!("content has digest {digest}, the archive says {declared}"),
+        ));
     }
     let diff_id = converted.map_err(|error| match error {
         Convert::Read(e) => source_failed().unwrap_or_else(|| io_err(e)),

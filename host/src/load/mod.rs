@@ -15,17 +15,16 @@ mod layer;
 mod plan;
 mod source;
 
-pub use detect::verdicts;
-pub use error::LoadError;
-pub 
-use crate::digest::Digest;
+pub use crate::digest::Digest;
 use crate::input::{self, Archive, InputError};
 use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::{Phase, Progress};
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
-use plan::{ImagePlan, LayerKey};
+pub use detect::verdicts;
+pub use error::LoadError;
 pub use layer::Imported;
+use plan::{ImagePlan, LayerKey};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -131,12 +130,14 @@ fn import_layers(
     };
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                    return;
+            scope.spawn(|| {
+                loop {
+                    if first_error.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                        return;
+                    }
+                    let Some(layer) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { return };
+                    record(layer.key.clone(), layer::import(staging, archive, None, layer, progress));
                 }
-                let Some(layer) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { return };
-                record(layer.key.clone(), layer::import(staging, archive, None, layer, progress));
             });
         }
         for layer in streams {
@@ -172,12 +173,24 @@ fn stage_image(
         None => (plan.synthesize_manifest(&layers), plan.flavor().manifest().to_string()),
     };
     let manifest_digest = staging.add_blob(&manifest)?;
-    let image = LoadedImage { refs: plan.refs.clone(), manifest_digest, config_digest, platform: plan.platform.clone(), layers };
+    let image = LoadedImage {
+        refs: plan.refs.clone(),
+        manifest_digest,
+        config_digest,
+        platform: plan.platform.clone(),
+        layers,
+    };
     Ok((image, (media_type, manifest.len() as u64)))
 }
 
 /// The `index.json` entries naming `digest`: one per ref, or one unnamed.
-fn index_entries(refs: &[Reference], media_type: &str, digest: &Digest, size: u64, platform: Option<Platform>) -> Vec<IndexEntry> {
+fn index_entries(
+    refs: &[Reference],
+    media_type: &str,
+    digest: &Digest,
+    size: u64,
+    platform: Option<Platform>,
+) -> Vec<IndexEntry> {
     let entry = |reference: Option<&Reference>| IndexEntry {
         reference: reference.cloned(),
         media_type: media_type.to_string(),

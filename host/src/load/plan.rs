@@ -60,10 +60,13 @@ impl LayerPlan {
 
     /// Checks the imported layer against what the archive declared.
     pub(crate) fn verify(&self, got: &Imported) -> Result<(), LoadError> {
-        if let Some(digest) = &self.digest {
-            if *digest != got.digest {
-                return Err(LoadError::invalid(&self.what, format!("content has digest {}, the archive says {digest}", got.digest)));
-            }
+        if let Some(digest) = &self.digest
+            && *digest != got.digest
+        {
+            return Err(LoadError::invalid(
+                &self.what,
+                format!("content has digest {}, the archive says {digest}", got.digest),
+            ));
         }
         if self.diff_id != got.diff_id {
             return Err(LoadError::invalid(
@@ -131,7 +134,10 @@ pub(crate) fn plan(
     options: &LoadOptions,
 ) -> Result<Vec<ImagePlan>, LoadError> {
     if images.len() > MAX_IMAGES {
-        return Err(LoadError::invalid("the decoder", format!("describes {} images, more than {MAX_IMAGES}", images.len())));
+        return Err(LoadError::invalid(
+            "the decoder",
+            format!("describes {} images, more than {MAX_IMAGES}", images.len()),
+        ));
     }
     if let Some(image) = images.iter().find(|i| i.layers.len() > MAX_LAYERS || i.refs.len() > MAX_REFS) {
         let what = describe(&image.config.source);
@@ -139,8 +145,10 @@ pub(crate) fn plan(
     }
     let selected = select_platforms(images, options)?;
     let mut unique = 0;
-    let mut plans =
-        selected.into_iter().map(|image| plan_image(archive, session, image, &mut unique)).collect::<Result<Vec<_>, _>>()?;
+    let mut plans = selected
+        .into_iter()
+        .map(|image| plan_image(archive, session, image, &mut unique))
+        .collect::<Result<Vec<_>, _>>()?;
     rename(&mut plans, options)?;
     Ok(plans)
 }
@@ -159,8 +167,10 @@ fn rename(plans: &mut [ImagePlan], options: &LoadOptions) -> Result<(), LoadErro
         }
     }
     if let Some(tag) = &options.tag {
-        let images: std::collections::BTreeSet<String> =
-            plans.iter().map(|p| p.indexes.first().map_or_else(|| Digest::of(&p.config.0).to_string(), blob_identity)).collect();
+        let images: std::collections::BTreeSet<String> = plans
+            .iter()
+            .map(|p| p.indexes.first().map_or_else(|| Digest::of(&p.config.0).to_string(), blob_identity))
+            .collect();
         if images.len() != 1 {
             return Err(LoadError::invalid(
                 format!("--tag {}", tag.familiar()),
@@ -214,23 +224,36 @@ fn blob_identity(blob: &Blob) -> String {
 }
 
 fn to_platform(p: &crate::plugin::bindings::msb::format::types::Platform) -> Platform {
-    Platform { os: p.os.clone(), architecture: p.architecture.clone(), variant: p.variant.clone().filter(|v| !v.is_empty()) }
+    Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone().filter(|v| !v.is_empty()),
+    }
 }
 
 /// Reads `blob` (at most [`MAX_JSON`]) and checks its declared digest.
 fn read_verified(archive: &dyn Archive, session: &mut Session, blob: &Blob) -> Result<Vec<u8>, LoadError> {
     let bytes = read_small(archive, session, &blob.source, MAX_JSON)?;
     if let Some(declared) = &blob.digest {
-        let declared: Digest = declared.parse().map_err(|e| LoadError::invalid(describe(&blob.source), format!("{e}")))?;
+        let declared: Digest =
+            declared.parse().map_err(|e| LoadError::invalid(describe(&blob.source), format!("{e}")))?;
         let actual = Digest::of(&bytes);
         if actual != declared {
-            return Err(LoadError::invalid(describe(&blob.source), format!("content has digest {actual}, the archive says {declared}")));
+            return Err(LoadError::invalid(
+                describe(&blob.source),
+                format!("content has digest {actual}, the archive says {declared}"),
+            ));
         }
     }
     Ok(bytes)
 }
 
-fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique: &mut usize) -> Result<ImagePlan, LoadError> {
+fn plan_image(
+    archive: &dyn Archive,
+    session: &mut Session,
+    image: Image,
+    unique: &mut usize,
+) -> Result<ImagePlan, LoadError> {
     let refs = image
         .refs
         .iter()
@@ -249,10 +272,13 @@ fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique
         Some(blob) => {
             let what = describe(&blob.source);
             let bytes = read_verified(archive, session, blob)?;
-            let manifest: oci::Manifest =
-                serde_json::from_slice(&bytes).map_err(|e| LoadError::invalid(&what, format!("not an image manifest: {e}")))?;
+            let manifest: oci::Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| LoadError::invalid(&what, format!("not an image manifest: {e}")))?;
             if manifest.config.digest != config_digest {
-                return Err(LoadError::invalid(&what, format!("names config {}, the decoder gave {config_digest}", manifest.config.digest)));
+                return Err(LoadError::invalid(
+                    &what,
+                    format!("names config {}, the decoder gave {config_digest}", manifest.config.digest),
+                ));
             }
             if manifest.layers.len() != image.layers.len() {
                 return Err(LoadError::invalid(&what, "the decoder's layers do not match the manifest's"));
@@ -290,10 +316,10 @@ fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique
             }
             None => (declared, layer.blob.media_type.clone()),
         };
-        if let Some(d) = &layer.diff_id {
-            if *d != diff_id.to_string() {
-                return Err(LoadError::invalid(&what, format!("the decoder says diff_id {d}, the config says {diff_id}")));
-            }
+        if let Some(d) = &layer.diff_id
+            && *d != diff_id.to_string()
+        {
+            return Err(LoadError::invalid(&what, format!("the decoder says diff_id {d}, the config says {diff_id}")));
         }
         let key = match (&digest, &layer.blob.source) {
             (Some(d), _) => LayerKey::Digest(d.clone()),
@@ -303,7 +329,15 @@ fn plan_image(archive: &dyn Archive, session: &mut Session, image: Image, unique
                 LayerKey::Unique(*unique)
             }
         };
-        layers.push(LayerPlan { key, what, source: layer.blob.source, digest, media_type, diff_id: diff_id.clone(), flavor });
+        layers.push(LayerPlan {
+            key,
+            what,
+            source: layer.blob.source,
+            digest,
+            media_type,
+            diff_id: diff_id.clone(),
+            flavor,
+        });
     }
 
     let platform = image.platform.as_ref().map(to_platform).unwrap_or_else(|| config.platform());

@@ -20,7 +20,12 @@ pub(crate) fn describe(source: &Source) -> String {
 }
 
 /// The whole of `source`, refusing more than `max` bytes.
-pub(crate) fn read_small(archive: &dyn Archive, session: &mut Session, source: &Source, max: u64) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn read_small(
+    archive: &dyn Archive,
+    session: &mut Session,
+    source: &Source,
+    max: u64,
+) -> Result<Vec<u8>, LoadError> {
     let mut reader = open(archive, Some(session), source)?;
     let mut bytes = Vec::new();
     (&mut reader).take(max + 1).read_to_end(&mut bytes).map_err(|e| unwrap_plugin_error(e, source))?;
@@ -40,7 +45,8 @@ pub(crate) fn open<'a>(
         Source::Entry(path) => archive.open(path)?,
         Source::Bytes(bytes) => Box::new(&bytes[..]),
         Source::Stream(id) => {
-            let session = session.ok_or_else(|| LoadError::invalid(describe(source), "a stream cannot be read here"))?;
+            let session =
+                session.ok_or_else(|| LoadError::invalid(describe(source), "a stream cannot be read here"))?;
             Box::new(StreamReader { session, id: *id, chunk: Vec::new(), pos: 0, done: false })
         }
     })
@@ -66,7 +72,8 @@ struct StreamReader<'a> {
 impl Read for StreamReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.chunk.len() && !self.done {
-            let result = self.session.read_stream(self.id, STREAM_CHUNK).map_err(|e| io::Error::other(LoadError::from(e)))?;
+            let result =
+                self.session.read_stream(self.id, STREAM_CHUNK).map_err(|e| io::Error::other(LoadError::from(e)))?;
             let chunk = result.map_err(|error| {
                 io::Error::other(LoadError::Decode { plugin: self.session.name().to_string(), error })
             })?;

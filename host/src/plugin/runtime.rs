@@ -180,8 +180,11 @@ fn contract_version(bytes: &[u8]) -> Option<String> {
     let at = bytes.windows(needle.len()).position(|w| w == needle)?;
     let rest = &bytes[at..bytes.len().min(at + 128)];
     let at_sign = rest.iter().position(|&b| b == b'@')?;
-    let version: Vec<u8> =
-        rest[at_sign + 1..].iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+')).copied().collect();
+    let version: Vec<u8> = rest[at_sign + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+        .copied()
+        .collect();
     String::from_utf8(version).ok().filter(|v| !v.is_empty())
 }
 

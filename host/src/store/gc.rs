@@ -55,8 +55,10 @@ impl Store {
             return Ok(());
         }
         let manifest: oci::Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        let config: oci::Config = serde_json::from_slice(&self.read_blob(&manifest.config.digest, MAX_JSON)?)
-            .map_err(|e| StoreError::Corrupt { path: self.blob_path(&manifest.config.digest), reason: e.to_string() })?;
+        let config: oci::Config =
+            serde_json::from_slice(&self.read_blob(&manifest.config.digest, MAX_JSON)?).map_err(|e| {
+                StoreError::Corrupt { path: self.blob_path(&manifest.config.digest), reason: e.to_string() }
+            })?;
         closure.blobs.insert(manifest.config.digest.clone());
         closure.blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
         closure.diff_ids.extend(config.rootfs.diff_ids);
@@ -87,7 +89,10 @@ impl Store {
         let removed: Vec<IndexEntry> = entries.iter().filter(|e| doomed(e)).cloned().collect();
         if by_ref.is_none() && removed.len() > 1 && !force {
             let refs: Vec<String> = removed.iter().filter_map(|e| e.reference.as_ref()).map(|r| r.familiar()).collect();
-            return Err(StoreError::InUse(format!("image {name} has several refs ({}); remove them one by one or use --force", refs.join(", "))));
+            return Err(StoreError::InUse(format!(
+                "image {name} has several refs ({}); remove them one by one or use --force",
+                refs.join(", ")
+            )));
         }
         index::write(self, &entries.into_iter().filter(|e| !doomed(e)).collect::<Vec<_>>())?;
         Ok(removed)

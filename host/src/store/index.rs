@@ -65,12 +65,18 @@ pub(super) fn write(store: &Store, entries: &[IndexEntry]) -> Result<(), StoreEr
             annotations: e
                 .reference
                 .iter()
-                .flat_map(|r| [(oci::ANNOTATION_REF_NAME.to_string(), r.to_string()), (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string())])
+                .flat_map(|r| {
+                    [
+                        (oci::ANNOTATION_REF_NAME.to_string(), r.to_string()),
+                        (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string()),
+                    ]
+                })
                 .collect(),
         })
         .collect();
     let file = IndexFile { schema_version: 2, media_type: oci::MEDIA_TYPE_INDEX.into(), manifests };
-    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Corrupt { path: store.index_path(), reason: e.to_string() })?;
+    let mut bytes = serde_json::to_vec_pretty(&file)
+        .map_err(|e| StoreError::Corrupt { path: store.index_path(), reason: e.to_string() })?;
     bytes.push(b'\n');
     write_atomic(&store.tmp_dir(), &store.index_path(), &bytes)
 }

@@ -14,8 +14,8 @@ mod index;
 mod stage;
 mod view;
 
-pub use gc::{Closure, GcReport};
 pub use crate::oci::Platform;
+pub use gc::{Closure, GcReport};
 pub use index::IndexEntry;
 pub use stage::Staging;
 pub use view::{ImageView, LayerView};
@@ -195,7 +195,9 @@ impl Store {
             let view = ImageView::load(self, entry)?;
             if view.config_digest.hex().starts_with(&prefix.to_ascii_lowercase()) {
                 match &found {
-                    Some(f) if f.config_digest != view.config_digest => return Err(StoreError::Ambiguous(name.to_string())),
+                    Some(f) if f.config_digest != view.config_digest => {
+                        return Err(StoreError::Ambiguous(name.to_string()));
+                    }
                     Some(_) => {}
                     None => found = Some(view),
                 }

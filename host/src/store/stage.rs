@@ -78,7 +78,10 @@ impl<'s> Staging<'s> {
         let _lock = self.store.lock()?;
         let required = self.required.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(gone) = required.iter().find(|p| !p.exists()) {
-            return Err(StoreError::Corrupt { path: gone.clone(), reason: "removed while this load ran (gc?); load again".into() });
+            return Err(StoreError::Corrupt {
+                path: gone.clone(),
+                reason: "removed while this load ran (gc?); load again".into(),
+            });
         }
         let moves = self.moves.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (staged, target) in moves {

@@ -1,10 +1,10 @@
 //! Reading an image back out of the store: manifest, config, layers.
 
 use super::index::IndexEntry;
-use crate::oci::Platform;
 use super::{Store, StoreError};
 use crate::digest::Digest;
 use crate::oci;
+use crate::oci::Platform;
 use std::path::PathBuf;
 
 /// The most a manifest, index or config may hold.

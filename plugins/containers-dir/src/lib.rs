@@ -22,7 +22,7 @@
 
 use msb_plugin_sdk::oci::{self, Descriptor, MEDIA_TYPE_OCI_MANIFEST};
 use msb_plugin_sdk::{
-    export_decoder, info, read_json, ArchiveRead, Blob, DecodeError, Decoder, Digest, Image, Info, Layer, Source,
+    ArchiveRead, Blob, DecodeError, Decoder, Digest, Image, Info, Layer, Source, export_decoder, info, read_json,
 };
 use serde_json::Value;
 
@@ -86,7 +86,10 @@ impl Decoder for ContainersDir {
             _ => return Err(DecodeError::malformed(MANIFEST, "has no schemaVersion 2")),
         }
         if let Some(media_type) = media_type.filter(|m| !oci::is_manifest(m)) {
-            return Err(DecodeError::unsupported(Some(MANIFEST), format!("has media type {media_type}, not an image manifest")));
+            return Err(DecodeError::unsupported(
+                Some(MANIFEST),
+                format!("has media type {media_type}, not an image manifest"),
+            ));
         }
         let manifest: oci::Manifest = serde_json::from_value(value)
             .map_err(|e| DecodeError::malformed(MANIFEST, format!("not an image manifest: {e}")))?;
@@ -118,11 +121,17 @@ fn check_version(archive: &dyn ArchiveRead) -> Result<(), DecodeError> {
     };
     let text = String::from_utf8_lossy(&bytes);
     let Some(version) = text.strip_prefix(VERSION_PREFIX).and_then(|v| v.strip_prefix(':')).map(str::trim) else {
-        msb_plugin_sdk::log(&format!("unrecognized version file {:?}; reading the directory as version 1.1", text.trim()));
+        msb_plugin_sdk::log(&format!(
+            "unrecognized version file {:?}; reading the directory as version 1.1",
+            text.trim()
+        ));
         return Ok(());
     };
     if version.split('.').next() != Some("1") {
-        return Err(DecodeError::unsupported(Some(VERSION), format!("directory transport version {version}; this decoder reads 1.x")));
+        return Err(DecodeError::unsupported(
+            Some(VERSION),
+            format!("directory transport version {version}; this decoder reads 1.x"),
+        ));
     }
     Ok(())
 }
@@ -143,7 +152,9 @@ fn blob(archive: &dyn ArchiveRead, what: &str, descriptor: &Descriptor) -> Resul
         .iter()
         .find_map(|p| archive.resolve(p))
         .map(|e| e.path.clone())
-        .ok_or_else(|| DecodeError::missing(hex, format!("{what} {digest} of manifest.json is not in the directory")))?;
+        .ok_or_else(|| {
+            DecodeError::missing(hex, format!("{what} {digest} of manifest.json is not in the directory"))
+        })?;
     Ok(Blob {
         media_type: Some(descriptor.media_type.clone()),
         digest: Some(digest.to_string()),

@@ -17,7 +17,8 @@ fn hex(bytes: &str) -> String {
     sha(bytes)[7..].to_string()
 }
 
-const CONFIG: &str = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1","sha256:2"]}}"#;
+const CONFIG: &str =
+    r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1","sha256:2"]}}"#;
 
 /// A manifest of `CONFIG` and the layers `one`, `two`; `media_type` is the
 /// manifest's own (`None`: the field is absent, as skopeo writes OCI ones).
@@ -78,8 +79,7 @@ fn skopeo_oci_manifest_without_media_type() {
 
 #[test]
 fn podman_docker_dir_keeps_docker_media_types() {
-    let mut archive =
-        dir(&manifest(Some(MEDIA_TYPE_DOCKER_MANIFEST), MEDIA_TYPE_DOCKER_CONFIG, DOCKER_LAYER_GZIP));
+    let mut archive = dir(&manifest(Some(MEDIA_TYPE_DOCKER_MANIFEST), MEDIA_TYPE_DOCKER_CONFIG, DOCKER_LAYER_GZIP));
     archive.remove("version").add("version", b"Directory Transport Version: 1.0\n");
     assert_eq!(ContainersDir::detect(&archive), 100);
     let image = &ContainersDir::decode(&archive).unwrap()[0];

@@ -16,8 +16,8 @@
 
 use msb_plugin_sdk::oci::MEDIA_TYPE_DOCKER_CONFIG;
 use msb_plugin_sdk::{
-    clean_path, export_decoder, info, layout, read_json, ArchiveRead, Blob, DecodeError, Decoder, Digest, ErrorKind,
-    Image, Info, Layer, Source,
+    ArchiveRead, Blob, DecodeError, Decoder, Digest, ErrorKind, Image, Info, Layer, Source, clean_path, export_decoder,
+    info, layout, read_json,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -210,7 +210,12 @@ fn reconcile(
 ) -> Result<Vec<Image>, DecodeError> {
     let mut merged: Vec<Image> = Vec::new();
     for image in images {
-        let key = |i: &Image| (i.manifest.as_ref().map(|m| m.digest.clone()), i.indexes.iter().map(|b| b.digest.clone()).collect::<Vec<_>>());
+        let key = |i: &Image| {
+            (
+                i.manifest.as_ref().map(|m| m.digest.clone()),
+                i.indexes.iter().map(|b| b.digest.clone()).collect::<Vec<_>>(),
+            )
+        };
         let same = |m: &&mut Image| key(m) == key(&image);
         match merged.iter_mut().find(same) {
             Some(m) => m.refs.extend(image.refs),

@@ -1,6 +1,6 @@
 use super::*;
-use msb_plugin_sdk::oci::{MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST};
 use msb_plugin_sdk::MemArchive;
+use msb_plugin_sdk::oci::{MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST};
 
 /// `sha256:<hex>` of `bytes`.
 fn sha(bytes: &str) -> String {
@@ -13,7 +13,10 @@ fn hex(bytes: &str) -> String {
 
 fn config(layers: &[&str]) -> String {
     let diff_ids: Vec<String> = layers.iter().map(|l| format!("{:?}", sha(l))).collect();
-    format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#, diff_ids.join(","))
+    format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    )
 }
 
 fn entry_path(blob: &Blob) -> &str {
@@ -87,7 +90,10 @@ fn repositories_names_only_untagged_images() {
 fn missing_layer_names_it() {
     let c = config(&["one"]);
     let archive = MemArchive::new([
-        ("manifest.json".to_string(), r#"[{"Config":"c.json","RepoTags":["a:1"],"Layers":["abc/layer.tar"]}]"#.to_string()),
+        (
+            "manifest.json".to_string(),
+            r#"[{"Config":"c.json","RepoTags":["a:1"],"Layers":["abc/layer.tar"]}]"#.to_string(),
+        ),
         ("c.json".to_string(), c),
     ]);
     let err = DockerSave::decode(&archive).unwrap_err();
@@ -133,7 +139,12 @@ fn docker25(annotations: &[&str], tags: &str, layers: &str) -> (MemArchive, Stri
     );
     let entries: Vec<String> = annotations
         .iter()
-        .map(|a| format!(r#"{{"mediaType":"{MEDIA_TYPE_OCI_MANIFEST}","digest":"{}","size":1,"annotations":{a}}}"#, sha(&manifest)))
+        .map(|a| {
+            format!(
+                r#"{{"mediaType":"{MEDIA_TYPE_OCI_MANIFEST}","digest":"{}","size":1,"annotations":{a}}}"#,
+                sha(&manifest)
+            )
+        })
         .collect();
     let index = format!(r#"{{"schemaVersion":2,"manifests":[{}]}}"#, entries.join(","));
     let archive = MemArchive::new([
@@ -151,7 +162,8 @@ fn docker25(annotations: &[&str], tags: &str, layers: &str) -> (MemArchive, Stri
     (archive, sha(&manifest))
 }
 
-const ALPINE: &str = r#"{"io.containerd.image.name":"docker.io/library/alpine:3.20","org.opencontainers.image.ref.name":"3.20"}"#;
+const ALPINE: &str =
+    r#"{"io.containerd.image.name":"docker.io/library/alpine:3.20","org.opencontainers.image.ref.name":"3.20"}"#;
 const MINE: &str = r#"{"io.containerd.image.name":"docker.io/library/mine:1","org.opencontainers.image.ref.name":"1"}"#;
 
 fn one_layer() -> String {
@@ -172,7 +184,8 @@ fn docker25_prefers_the_index_and_merges_refs() {
 
 #[test]
 fn docker25_bare_tags_give_way_to_repo_tags() {
-    let (archive, _) = docker25(&[r#"{"org.opencontainers.image.ref.name":"3.20"}"#], r#"["alpine:3.20"]"#, &one_layer());
+    let (archive, _) =
+        docker25(&[r#"{"org.opencontainers.image.ref.name":"3.20"}"#], r#"["alpine:3.20"]"#, &one_layer());
     let images = DockerSave::decode(&archive).unwrap();
     assert_eq!(images[0].refs, ["alpine:3.20"]);
 
@@ -183,7 +196,11 @@ fn docker25_bare_tags_give_way_to_repo_tags() {
 
 #[test]
 fn docker25_disagreement_is_an_error() {
-    let (archive, _) = docker25(&[ALPINE], r#"["alpine:3.20"]"#, r#"["blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000"]"#);
+    let (archive, _) = docker25(
+        &[ALPINE],
+        r#"["alpine:3.20"]"#,
+        r#"["blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000"]"#,
+    );
     let err = DockerSave::decode(&archive).unwrap_err();
     assert_eq!((err.kind, err.entry.as_deref()), (ErrorKind::Malformed, Some("manifest.json")));
     assert!(err.message.contains("other layers"), "{err:?}");

@@ -12,7 +12,7 @@
 
 use msb_plugin_sdk::oci::MEDIA_TYPE_DOCKER_CONFIG;
 use msb_plugin_sdk::{
-    export_decoder, info, read_json, ArchiveRead, Blob, DecodeError, Decoder, Image, Info, Layer, Source,
+    ArchiveRead, Blob, DecodeError, Decoder, Image, Info, Layer, Source, export_decoder, info, read_json,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -81,7 +81,12 @@ struct Layers {
 
 impl Layers {
     /// The `json` of layer `id`; `referrer` says who named it, for errors.
-    fn json(&mut self, archive: &dyn ArchiveRead, id: &str, referrer: &str) -> Result<&Map<String, Value>, DecodeError> {
+    fn json(
+        &mut self,
+        archive: &dyn ArchiveRead,
+        id: &str,
+        referrer: &str,
+    ) -> Result<&Map<String, Value>, DecodeError> {
         if !self.json.contains_key(id) {
             let path = format!("{id}/json");
             if !archive.has_file(&path) {
@@ -120,7 +125,10 @@ impl Layers {
                 ));
             }
             if chain.len() >= MAX_LAYERS {
-                return Err(DecodeError::unsupported(Some(REPOSITORIES), format!("{name} has more than {MAX_LAYERS} layers")));
+                return Err(DecodeError::unsupported(
+                    Some(REPOSITORIES),
+                    format!("{name} has more than {MAX_LAYERS} layers"),
+                ));
             }
             next = match self.json(archive, &id, &referrer)?.get("parent") {
                 None | Some(Value::Null) => None,
@@ -179,7 +187,8 @@ fn image(archive: &dyn ArchiveRead, layers: &mut Layers, top: &str, refs: Vec<St
     }
     let top_json = layers.json(archive, top, "in the chain")?;
     let config = synthesize(top_json, history, diff_ids)?;
-    let config = Blob { media_type: Some(MEDIA_TYPE_DOCKER_CONFIG.to_string()), digest: None, source: Source::Bytes(config) };
+    let config =
+        Blob { media_type: Some(MEDIA_TYPE_DOCKER_CONFIG.to_string()), digest: None, source: Source::Bytes(config) };
     Ok(Image { refs, platform: None, indexes: vec![], manifest: None, config, layers: image_layers })
 }
 

@@ -5,7 +5,7 @@
 //! attestations skipped) is the SDK's [`msb_plugin_sdk::layout`], shared
 //! with the docker-save decoder.
 
-use msb_plugin_sdk::{export_decoder, info, layout, ArchiveRead, DecodeError, Decoder, Image, Info};
+use msb_plugin_sdk::{ArchiveRead, DecodeError, Decoder, Image, Info, export_decoder, info, layout};
 
 /// The OCI image layout decoder.
 pub struct OciLayout;

@@ -1,5 +1,5 @@
 use super::*;
-use msb_plugin_sdk::{oci, MemArchive, Source};
+use msb_plugin_sdk::{MemArchive, Source, oci};
 
 fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))

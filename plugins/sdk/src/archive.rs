@@ -42,13 +42,18 @@ pub trait ArchiveRead {
         let mut current = clean_path(path)?;
         for _ in 0..MAX_LINK_HOPS {
             let entries = self.entries();
-            let entry = entries.iter().find(|e| e.path == current).or_else(|| {
-                entries.iter().find(|e| clean_path(&e.path).as_deref() == Some(current.as_str()))
-            })?;
+            let entry = entries
+                .iter()
+                .find(|e| e.path == current)
+                .or_else(|| entries.iter().find(|e| clean_path(&e.path).as_deref() == Some(current.as_str())))?;
             current = match (entry.kind, &entry.link) {
                 (EntryKind::File, _) => return Some(entry),
                 (EntryKind::Symlink, Some(target)) => {
-                    let base = if target.starts_with('/') { "" } else { entry.path.rsplit_once('/').map_or("", |(dir, _)| dir) };
+                    let base = if target.starts_with('/') {
+                        ""
+                    } else {
+                        entry.path.rsplit_once('/').map_or("", |(dir, _)| dir)
+                    };
                     clean_path(&format!("{base}/{target}"))?
                 }
                 (EntryKind::Hardlink, Some(target)) => clean_path(target)?,
@@ -70,9 +75,7 @@ pub trait ArchiveRead {
         }
         let mut out = Vec::with_capacity(entry.size as usize);
         loop {
-            let chunk = self
-                .read(path, out.len() as u64, CHUNK)
-                .map_err(|e| DecodeError::host(path, e))?;
+            let chunk = self.read(path, out.len() as u64, CHUNK).map_err(|e| DecodeError::host(path, e))?;
             if chunk.is_empty() {
                 return Ok(out);
             }
@@ -179,7 +182,12 @@ impl MemArchive {
 
     /// Adds a regular file.
     pub fn add(&mut self, path: &str, content: &[u8]) -> &mut Self {
-        self.entries.push(Entry { path: path.to_string(), kind: EntryKind::File, size: content.len() as u64, link: None });
+        self.entries.push(Entry {
+            path: path.to_string(),
+            kind: EntryKind::File,
+            size: content.len() as u64,
+            link: None,
+        });
         self.contents.push(content.to_vec());
         self
     }
@@ -216,7 +224,8 @@ impl MemArchive {
     /// The content of the file `path` names, links followed.
     fn content(&self, path: &str) -> Result<&[u8], String> {
         let entry = self.resolve(path).ok_or_else(|| format!("{path}: no such file"))?;
-        let i = self.entries.iter().position(|e| std::ptr::eq(e, entry)).ok_or_else(|| format!("{path}: no such file"))?;
+        let i =
+            self.entries.iter().position(|e| std::ptr::eq(e, entry)).ok_or_else(|| format!("{path}: no such file"))?;
         Ok(&self.contents[i])
     }
 }

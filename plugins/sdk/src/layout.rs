@@ -8,7 +8,7 @@
 //! are not images and are skipped.
 
 use crate::oci::{self, Descriptor, Index, LayoutFile, Manifest};
-use crate::{entry_blob, read_json, ArchiveRead, Blob, DecodeError, Digest, Image, Layer};
+use crate::{ArchiveRead, Blob, DecodeError, Digest, Image, Layer, entry_blob, read_json};
 
 /// How deep indexes may nest before the archive is refused.
 pub const MAX_INDEX_DEPTH: usize = 8;
@@ -39,10 +39,7 @@ pub fn images(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError> {
 /// else its `org.opencontainers.image.ref.name` (which may be a bare tag).
 pub fn refs_of(descriptor: &Descriptor) -> Vec<String> {
     let annotation = |key| descriptor.annotations.get(key).filter(|v| !v.is_empty()).cloned();
-    annotation(oci::ANNOTATION_CONTAINERD_NAME)
-        .or_else(|| annotation(oci::ANNOTATION_REF_NAME))
-        .into_iter()
-        .collect()
+    annotation(oci::ANNOTATION_CONTAINERD_NAME).or_else(|| annotation(oci::ANNOTATION_REF_NAME)).into_iter().collect()
 }
 
 /// Follows `descriptor` (found in `parent`) down to image manifests.
@@ -107,7 +104,8 @@ fn image(
 }
 
 fn parse_digest(digest: &str, parent: &str) -> Result<Digest, DecodeError> {
-    Digest::parse(digest).ok_or_else(|| DecodeError::malformed(parent, format!("invalid or unsupported digest {digest:?}")))
+    Digest::parse(digest)
+        .ok_or_else(|| DecodeError::malformed(parent, format!("invalid or unsupported digest {digest:?}")))
 }
 
 /// `path`, if the archive has it; else an error naming who referred to it.

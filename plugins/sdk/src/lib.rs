@@ -35,7 +35,7 @@ mod error;
 pub mod layout;
 pub mod oci;
 
-pub use archive::{clean_path, read_json, ArchiveRead, MemArchive, MAX_METADATA_SIZE};
+pub use archive::{ArchiveRead, MAX_METADATA_SIZE, MemArchive, clean_path, read_json};
 pub use digest::Digest;
 
 /// Generated bindings of the `msb:format` WIT contract. Use the re-exports

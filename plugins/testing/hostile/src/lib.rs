@@ -52,7 +52,14 @@ impl Decoder for Hostile {
 }
 
 fn image(config: Blob) -> Image {
-    Image { refs: vec!["hostile:latest".into()], platform: None, indexes: vec![], manifest: None, config, layers: vec![] }
+    Image {
+        refs: vec!["hostile:latest".into()],
+        platform: None,
+        indexes: vec![],
+        manifest: None,
+        config,
+        layers: vec![],
+    }
 }
 
 export_decoder!(Hostile);

@@ -44,7 +44,10 @@ impl Decoder for Streamer {
             indexes: vec![],
             manifest: None,
             config: entry_blob(MEDIA_TYPE_OCI_CONFIG, None, &spec.config),
-            layers: vec![Layer { blob: Blob { media_type: None, digest: None, source: Source::Stream(0) }, diff_id: None }],
+            layers: vec![Layer {
+                blob: Blob { media_type: None, digest: None, source: Source::Stream(0) },
+                diff_id: None,
+            }],
         };
         *STREAM.lock().unwrap_or_else(|p| p.into_inner()) = Some((spec, 0));
         Ok(vec![image])
