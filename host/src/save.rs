@@ -123,27 +123,9 @@ fn select(
     Ok(images)
 }
 
-/// `index.json`: one descriptor per image, the full ref in both annotations.
+/// `index.json`: one descriptor per image, as in the store.
 fn oci_index(images: &[(IndexEntry, ImageView)]) -> Vec<u8> {
-    let manifests: Vec<oci::Descriptor> = images
-        .iter()
-        .map(|(entry, _)| oci::Descriptor {
-            media_type: entry.media_type.clone(),
-            digest: entry.digest.clone(),
-            size: entry.size,
-            platform: entry.platform.clone(),
-            annotations: entry
-                .reference
-                .iter()
-                .flat_map(|r| {
-                    [
-                        (oci::ANNOTATION_REF_NAME.to_string(), r.to_string()),
-                        (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string()),
-                    ]
-                })
-                .collect(),
-        })
-        .collect();
+    let manifests: Vec<oci::Descriptor> = images.iter().map(|(entry, _)| entry.descriptor()).collect();
     let index = json!({"schemaVersion": 2, "mediaType": oci::MEDIA_TYPE_INDEX, "manifests": manifests});
     serde_json::to_vec(&index).expect("an index serializes")
 }

@@ -54,26 +54,27 @@ pub(super) fn read(store: &Store) -> Result<Vec<IndexEntry>, StoreError> {
         .collect()
 }
 
+impl IndexEntry {
+    /// Its `index.json` descriptor: the full ref in both annotations.
+    pub fn descriptor(&self) -> Descriptor {
+        let names = self.reference.iter().flat_map(|r| {
+            [
+                (oci::ANNOTATION_REF_NAME.to_string(), r.to_string()),
+                (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string()),
+            ]
+        });
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            platform: self.platform.clone(),
+            annotations: names.collect(),
+        }
+    }
+}
+
 pub(super) fn write(store: &Store, entries: &[IndexEntry]) -> Result<(), StoreError> {
-    let manifests = entries
-        .iter()
-        .map(|e| Descriptor {
-            media_type: e.media_type.clone(),
-            digest: e.digest.clone(),
-            size: e.size,
-            platform: e.platform.clone(),
-            annotations: e
-                .reference
-                .iter()
-                .flat_map(|r| {
-                    [
-                        (oci::ANNOTATION_REF_NAME.to_string(), r.to_string()),
-                        (oci::ANNOTATION_CONTAINERD_NAME.to_string(), r.to_string()),
-                    ]
-                })
-                .collect(),
-        })
-        .collect();
+    let manifests = entries.iter().map(IndexEntry::descriptor).collect();
     let file = IndexFile { schema_version: 2, media_type: oci::MEDIA_TYPE_INDEX.into(), manifests };
     let mut bytes = serde_json::to_vec_pretty(&file)
         .map_err(|e| StoreError::Corrupt { path: store.index_path(), reason: e.to_string() })?;
