@@ -301,3 +301,44 @@ fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
     assert!(out.status.success(), "{}", texts(&out).1);
     assert!(std::fs::metadata(&compiled[0]).unwrap().len() > 1000, "rewritten");
 }
+
+#[test]
+fn damaged_archives_never_panic_or_change_the_store() {
+    // Every fixture format, with bytes flipped at pseudo-random places
+    // (headers, JSON, layer data): msb either loads it or says one line.
+    let fx = oci_fixtures();
+    let docker = fixtures("make-docker.sh");
+    let sources =
+        [fx.join("oci-archive.tar"), fx.join("multi.tar"), docker.join("docker25.tar"), docker.join("v1.tar")];
+    let dir = scratch();
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (n, source) in sources.iter().cycle().take(200).enumerate() {
+        let mut bytes = std::fs::read(source).unwrap();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << (next() % 8);
+        }
+        let damaged = dir.path().join(format!("damaged-{n}.tar"));
+        std::fs::write(&damaged, &bytes).unwrap();
+        let before = msb.snapshot();
+        let out = msb.cmd(["load", "-q", "-i", damaged.to_str().unwrap()]).output().unwrap();
+        let (_, stderr) = texts(&out);
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", source.display());
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                assert_eq!(stderr.lines().count(), 1, "{stderr}");
+                assert_eq!(msb.snapshot(), before, "a failed load changed the store: {stderr}");
+            }
+            other => panic!("{}: exit {other:?}: {stderr}", source.display()),
+        }
+    }
+}
