@@ -342,3 +342,34 @@ fn damaged_archives_never_panic_or_change_the_store() {
         }
     }
 }
+
+#[test]
+fn a_file_that_is_not_a_tar_reaches_decoders_as_one_entry() {
+    // For formats that are not tar (a zip, a squashfs…), the decoders see the
+    // input as one entry named after the file; the hostile decoder acts on
+    // that name.
+    let dir = scratch();
+    let raw = dir.path().join("panic");
+    std::fs::write(&raw, b"not a tar, just bytes").unwrap();
+    let plugin = hostile_wasm();
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    fails_cleanly(
+        &msb,
+        &["load", "--plugin", plugin.to_str().unwrap(), "-i", raw.to_str().unwrap()],
+        &[],
+        "plugin hostile crashed",
+    );
+    let gz = dir.path().join("panic.gz");
+    let file = std::fs::File::create(&gz).unwrap();
+    assert!(Command::new("gzip").arg("-c").arg(&raw).stdout(file).status().unwrap().success());
+    fails_cleanly(
+        &msb,
+        &["load", "--plugin", plugin.to_str().unwrap(), "-i", gz.to_str().unwrap()],
+        &[],
+        "plugin hostile crashed",
+    );
+    // Without a decoder for it: what it looks like, and what was tried.
+    let (stdout, _) = msb.ok(["plugin", "detect", raw.to_str().unwrap()]);
+    assert!(stdout.lines().all(|l| l.ends_with(" 0")), "{stdout}");
+}

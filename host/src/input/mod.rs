@@ -26,9 +26,6 @@ pub enum InputError {
     /// Reading or spooling failed.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// The input is not a tar archive or a directory; says what it looks like.
-    #[error("not an image archive: it looks like {0}")]
-    NotAnArchive(String),
     /// The tar is damaged or uses something unsupported.
     #[error("{entry}: {reason}")]
     BadEntry {
@@ -53,6 +50,11 @@ pub trait Archive: Send + Sync {
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>, InputError>;
     /// Size of the file at `path`, links followed.
     fn size(&self, path: &str) -> Result<u64, InputError>;
+    /// For an input that is neither a tar nor a directory (shown to the
+    /// decoders as one entry named after it): what it looks like.
+    fn not_tar(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// An opened input: the archive and, if one was made, its spool file.
@@ -95,14 +97,14 @@ pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<
             let n = read_full(&mut file, &mut head)?;
             match sniff(&head[..n]) {
                 None => Ok(Input {
-                    archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?)?),
+                    archive: std::sync::Arc::new(tar::TarArchive::open(File::open(path)?, &entry_name(source))?),
                     compression: None,
                     _spool: None,
                 }),
                 Some(c) => {
                     let file = File::open(path)?;
                     progress.start(Phase::Spooling, Some(file.metadata()?.len()));
-                    spool(Counting::new(file, progress), Some(c), tmp_dir, progress)
+                    spool(Counting::new(file, progress), Some(c), &entry_name(source), tmp_dir, progress)
                 }
             }
         }
@@ -112,12 +114,8 @@ pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<
             let n = read_full(&mut stdin, &mut head)?;
             let compression = sniff(&head[..n]);
             progress.start(Phase::Spooling, None);
-            spool(
-                Counting::new(io::Cursor::new(head[..n].to_vec()).chain(stdin), progress),
-                compression,
-                tmp_dir,
-                progress,
-            )
+            let reader = Counting::new(io::Cursor::new(head[..n].to_vec()).chain(stdin), progress);
+            spool(reader, compression, &entry_name(source), tmp_dir, progress)
         }
     }
 }
@@ -126,6 +124,7 @@ pub fn open(source: &Source, tmp_dir: &Path, progress: &dyn Progress) -> Result<
 fn spool(
     reader: impl Read,
     compression: Option<Compression>,
+    name: &str,
     tmp_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<Input, InputError> {
@@ -133,7 +132,19 @@ fn spool(
     io::copy(&mut decompress(reader, compression)?, spool.as_file_mut())?;
     progress.finish();
     let (file, path) = spool.into_parts();
-    Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(file)?), compression, _spool: Some(path) })
+    Ok(Input { archive: std::sync::Arc::new(tar::TarArchive::open(file, name)?), compression, _spool: Some(path) })
+}
+
+/// The entry name of an input that is not a tar: its file name (without a
+/// compression suffix), or `stdin`.
+fn entry_name(source: &Source) -> String {
+    match source {
+        Source::Stdin => "stdin".to_string(),
+        Source::Path(path) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+            [".gz", ".zst", ".xz", ".bz2"].iter().find_map(|x| name.strip_suffix(x)).unwrap_or(&name).to_string()
+        }
+    }
 }
 
 /// The sha256 of the file at `path`; with `uncompressed`, of its content

@@ -1,4 +1,6 @@
-//! A tar file indexed in one walk over its headers; reads by offset.
+//! An archive in one file, read by offset: a tar indexed in one walk over
+//! its headers, or any other file shown as a single entry (for decoders of
+//! formats that are not tar).
 
 use super::index::{Entry, EntryKind, Index, normalize};
 use super::{Archive, InputError, MAX_READ, compression};
@@ -10,24 +12,31 @@ use std::sync::Arc;
 /// The most entries an archive may have.
 const MAX_ENTRIES: usize = 1_000_000;
 
-/// An uncompressed tar file with its entry table.
+/// An uncompressed tar file with its entry table, or a single file.
 pub(crate) struct TarArchive {
     file: Arc<File>,
     index: Index,
+    /// For a file that is not a tar: what it looks like.
+    not_tar: Option<&'static str>,
 }
 
 impl TarArchive {
-    /// Indexes `file` (positioned anywhere; read from its start).
-    pub(crate) fn open(mut file: File) -> Result<TarArchive, InputError> {
+    /// Indexes `file` (positioned anywhere; read from its start). A file that
+    /// is not a tar becomes one entry called `name`.
+    pub(crate) fn open(mut file: File, name: &str) -> Result<TarArchive, InputError> {
         file.seek(SeekFrom::Start(0))?;
         let mut head = [0u8; 512];
         let n = file.read_at(&mut head, 0)?;
         if n == 512 && head.iter().all(|&b| b == 0) {
             // Only the end-of-archive marker: a valid, empty tar.
-            return Ok(TarArchive { file: Arc::new(file), index: Index::default() });
+            return Ok(TarArchive { file: Arc::new(file), index: Index::default(), not_tar: None });
         }
         if !is_tar_header(&head[..n]) {
-            return Err(InputError::NotAnArchive(compression::describe(&head[..n]).to_string()));
+            let mut index = Index::default();
+            let size = file.metadata()?.len();
+            index.push(Entry { path: name.to_string(), kind: EntryKind::File, size, link: None, offset: 0 });
+            let not_tar = Some(compression::describe(&head[..n]));
+            return Ok(TarArchive { file: Arc::new(file), index, not_tar });
         }
         let mut index = Index::default();
         let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 16, &file));
@@ -63,7 +72,7 @@ impl TarArchive {
         if let Some(cut) = index.entries().iter().find(|e| e.offset.saturating_add(e.size) > len) {
             return Err(bad(&cut.path, "the archive is truncated: this entry ends past the end of the file"));
         }
-        Ok(TarArchive { file: Arc::new(file), index })
+        Ok(TarArchive { file: Arc::new(file), index, not_tar: None })
     }
 }
 
@@ -107,6 +116,10 @@ impl Archive for TarArchive {
 
     fn size(&self, path: &str) -> Result<u64, InputError> {
         Ok(self.index.resolve(path)?.size)
+    }
+
+    fn not_tar(&self) -> Option<&str> {
+        self.not_tar
     }
 }
 

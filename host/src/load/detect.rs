@@ -63,6 +63,9 @@ pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String,
 
 /// A short description of an archive no decoder claims.
 fn looks_like(archive: &dyn Archive) -> String {
+    if let Some(what) = archive.not_tar() {
+        return what.to_string();
+    }
     let entries = archive.entries();
     if entries.is_empty() {
         return "an empty archive".to_string();

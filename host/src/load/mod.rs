@@ -16,7 +16,7 @@ mod plan;
 mod source;
 
 pub use crate::digest::Digest;
-use crate::input::{self, Archive, InputError};
+use crate::input::{self, Archive};
 use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::{Phase, Progress};
 use crate::reference::Reference;
@@ -69,13 +69,7 @@ pub fn load(
     progress: &dyn Progress,
 ) -> Result<Vec<LoadedImage>, LoadError> {
     let registry = Registry::load(runtime, &store.plugins_dir())?;
-    let input = input::open(&options.source, &store.tmp_dir(), progress).map_err(|e| match e {
-        InputError::NotAnArchive(looks_like) => LoadError::NoDecoder {
-            looks_like,
-            tried: registry.plugins().iter().map(|p| p.name().to_string()).collect(),
-        },
-        other => other.into(),
-    })?;
+    let input = input::open(&options.source, &store.tmp_dir(), progress)?;
     let archive: Arc<dyn Archive> = input.archive;
     let mut session = detect::choose(runtime, &registry, &archive, options.plugin.as_deref())?;
     let images = session.decode()?.map_err(|error| LoadError::Decode { plugin: session.name().to_string(), error })?;
