@@ -69,12 +69,16 @@ pub(crate) fn import(
     // reported as itself, not as whatever the layer parser made of it.
     let source_failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).take().map(io_err);
     let blob_file = staging.temp_file()?;
-    let mut erofs_file = staging.temp_file()?;
+    // A layer whose EROFS image the store has (the same tar, compressed
+    // another way) is only hashed: the diff_id check still covers it.
+    let erofs_exists = store.layer_path(&layer.diff_id).is_file();
+    let mut erofs_file = if erofs_exists { None } else { Some(staging.temp_file()?) };
+    let options = msb_erofs::Options { tmp_dir: Some(staging.dir().to_path_buf()) };
 
     let blob = HashingReader::new(TeeReader::new(reader, BufWriter::with_capacity(1 << 20, blob_file.as_file())));
     let mut blob = BufReader::with_capacity(1 << 18, blob);
     let compression = sniff(blob.fill_buf().map_err(io_err)?);
-    let converted = convert(&mut blob, compression, erofs_file.as_file_mut());
+    let converted = convert(&mut blob, compression, erofs_file.as_mut().map(|f| f.as_file_mut()), &options);
     // Read the blob to its end even after a failure: a blob whose digest is
     // wrong is reported as corrupt, whatever the parser made of it.
     let drained = io::copy(&mut blob, &mut io::sink());
@@ -96,7 +100,10 @@ pub(crate) fn import(
     let imported = Imported { digest, media_type, size, diff_id };
     layer.verify(&imported)?;
     staging.add_blob_file(blob_file, &imported.digest)?;
-    staging.add_layer_file(erofs_file, &imported.diff_id)?;
+    match erofs_file {
+        Some(file) => staging.add_layer_file(file, &imported.diff_id)?,
+        None => staging.require(store.layer_path(&imported.diff_id)),
+    }
     Ok(imported)
 }
 
@@ -106,11 +113,19 @@ enum Convert {
     Layer(msb_erofs::Error),
 }
 
-/// Undoes `compression`, writes the EROFS image of the tar to `out`, and
-/// returns the tar's digest (the diff_id).
-fn convert(blob: &mut impl Read, compression: Option<Compression>, out: &mut std::fs::File) -> Result<Digest, Convert> {
+/// Undoes `compression`, writes the EROFS image of the tar to `out` (unless
+/// `out` is `None`: the store has it already), and returns the tar's digest
+/// (the diff_id).
+fn convert(
+    blob: &mut impl Read,
+    compression: Option<Compression>,
+    out: Option<&mut std::fs::File>,
+    options: &msb_erofs::Options,
+) -> Result<Digest, Convert> {
     let mut tar = HashingReader::new(decompress(blob, compression).map_err(Convert::Read)?);
-    msb_erofs::write_layer(&mut tar, out, &msb_erofs::Options::default()).map_err(Convert::Layer)?;
+    if let Some(out) = out {
+        msb_erofs::write_layer(&mut tar, out, options).map_err(Convert::Layer)?;
+    }
     let (diff_id, _) = tar.finish().map_err(Convert::Read)?;
     Ok(diff_id)
 }

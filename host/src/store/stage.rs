@@ -30,6 +30,11 @@ impl<'s> Staging<'s> {
         self.store
     }
 
+    /// The staging directory (removed with the staging).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// A new empty file in the staging area.
     pub fn temp_file(&self) -> Result<NamedTempFile, StoreError> {
         NamedTempFile::new_in(self.dir.path()).map_err(io_err(self.dir.path()))
