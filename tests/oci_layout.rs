@@ -116,6 +116,8 @@ fn multi_platform_index_loads_the_wanted_platform() {
     let (stdout, _) = all.ok(["images", "--format", "json"]);
     let images: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(images.as_array().unwrap().len(), 1, "{images}");
+    let platforms = all.inspect("multi:1")["platforms"].clone();
+    assert_eq!(platforms, serde_json::json!(["linux/amd64", "linux/arm64/v8"]));
     // The ref names the index; skopeo picks a platform from it.
     let layout = format!("oci:{}:docker.io/library/multi:1", all.home().join("oci").display());
     let raw = skopeo_json(&["--raw", &layout]);

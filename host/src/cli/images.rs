@@ -66,6 +66,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
         "manifest_digest": image.manifest_digest,
         "config_digest": image.config_digest,
         "platform": image.platform.to_string(),
+        "platforms": image.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "size": image.size(),
         "layers": image.layers.iter().map(|l| json!({
             "digest": l.digest,
@@ -83,6 +84,10 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
                 "Reference: {name}\nManifest:  {}\nConfig:    {}\nPlatform:  {}",
                 image.manifest_digest, image.config_digest, image.platform
             );
+            if image.platforms.len() > 1 {
+                let all: Vec<String> = image.platforms.iter().map(|p| p.to_string()).collect();
+                println!("Platforms: {}", all.join(", "));
+            }
             println!("Layers:");
             for l in &image.layers {
                 println!(

@@ -21,6 +21,8 @@ pub struct ImageView {
     pub config_digest: Digest,
     /// `os/arch[/variant]`, from the index descriptor or else the config.
     pub platform: Platform,
+    /// Every platform the store has of this image (several for an index).
+    pub platforms: Vec<Platform>,
     /// Layers, base first.
     pub layers: Vec<LayerView>,
 }
@@ -48,12 +50,17 @@ impl ImageView {
         let mut digest = entry.digest.clone();
         let mut media_type = entry.media_type.clone();
         let mut platform = entry.platform.clone();
+        let mut platforms = Vec::new();
         for _ in 0..8 {
             if !oci::is_index(&media_type) {
                 break;
             }
             let index: oci::Index = serde_json::from_slice(&store.read_blob(&digest, MAX_JSON)?)
                 .map_err(|e| corrupt(&digest, e.to_string()))?;
+            if platforms.is_empty() {
+                let present = index.manifests.iter().filter(|d| store.blob_path(&d.digest).exists());
+                platforms = present.filter_map(|d| d.platform.clone()).collect();
+            }
             let chosen = oci::choose_platform(&index.manifests, &oci::host_platform())
                 .or_else(|| index.manifests.iter().find(|d| store.blob_path(&d.digest).exists()))
                 .ok_or_else(|| corrupt(&digest, "index lists no manifest".into()))?;
@@ -83,7 +90,10 @@ impl ImageView {
             .collect();
         // The index's word on the platform is the more precise (variants).
         let platform = platform.unwrap_or_else(|| config.platform());
-        Ok(ImageView { entry: entry.clone(), manifest_digest: digest, config_digest, platform, layers })
+        if platforms.is_empty() {
+            platforms.push(platform.clone());
+        }
+        Ok(ImageView { entry: entry.clone(), manifest_digest: digest, config_digest, platform, platforms, layers })
     }
 
     /// Total size of the layer blobs.
