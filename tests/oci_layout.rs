@@ -122,7 +122,21 @@ fn multi_platform_index_loads_the_wanted_platform() {
     let layout = format!("oci:{}:docker.io/library/multi:1", all.home().join("oci").display());
     let raw = skopeo_json(&["--raw", &layout]);
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
-    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 3, "two platforms and an attestation");
+    // The stored index is complete: its attestation came along, so a copy
+    // of every manifest succeeds, from the store and from a save.
+    let dir = scratch();
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--all", &layout])
+        .arg(format!("oci:{}:all", dir.path().join("copy").display())));
+    let saved = dir.path().join("saved.tar");
+    all.ok(["save", "-o", saved.to_str().unwrap(), "multi:1"]);
+    let from_save = format!("oci-archive:{}:docker.io/library/multi:1", saved.display());
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--all", &from_save])
+        .arg(format!("oci:{}:all", dir.path().join("again").display())));
+    all.ok(["rmi", "multi:1"]);
+    assert_eq!(std::fs::read_dir(all.home().join("oci/blobs/sha256")).unwrap().count(), 0, "gc takes attachments too");
 }
 
 #[test]

@@ -6,9 +6,9 @@
 //! or third-party: nothing it says is trusted.
 
 use super::layer::Imported;
-use super::source::{describe, read_small};
+use super::source::{self, describe, read_small};
 use super::{LoadError, LoadOptions};
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 use crate::input::Archive;
 use crate::oci;
 use crate::plugin::Session;
@@ -84,6 +84,8 @@ pub(crate) struct ImagePlan {
     pub platform: Platform,
     /// Indexes it was reached through, outermost first.
     pub indexes: Vec<Blob>,
+    /// Blobs of the indexes that are not images (attestations).
+    pub attachments: Vec<Blob>,
     /// Verified manifest bytes and media type, if the archive has them.
     pub manifest: Option<(Vec<u8>, String)>,
     /// Verified config bytes and media type.
@@ -345,14 +347,15 @@ fn plan_image(
         refs,
         platform,
         indexes: image.indexes,
+        attachments: image.attachments,
         manifest: manifest.map(|(bytes, media_type, _)| (bytes, media_type)),
         config: (config_bytes, config_media_type),
         layers,
     })
 }
 
-/// With `--all-platforms`: stages every index blob and names the outermost
-/// index of each group with the group's refs.
+/// With `--all-platforms`: stages every index blob and attachment, and names
+/// the outermost index of each group with the group's refs.
 pub(crate) fn stage_indexes(
     staging: &Staging,
     archive: &dyn Archive,
@@ -372,6 +375,39 @@ pub(crate) fn stage_indexes(
                 }
             }
         }
+        for blob in &plan.attachments {
+            if done.insert(blob_identity(blob)) {
+                stage_attachment(staging, archive, blob)?;
+            }
+        }
     }
     Ok(entries)
+}
+
+/// Copies an attachment into the store as it is, verifying its declared
+/// digest on the way (never held in memory: it may be large).
+fn stage_attachment(staging: &Staging, archive: &dyn Archive, blob: &Blob) -> Result<(), LoadError> {
+    let what = describe(&blob.source);
+    let declared: Digest = match &blob.digest {
+        Some(d) => d.parse().map_err(|e| LoadError::invalid(&what, format!("{e}")))?,
+        None => return Err(LoadError::invalid(&what, "an attachment needs a declared digest")),
+    };
+    let path = staging.store().blob_path(&declared);
+    if path.is_file() {
+        staging.require(path);
+        return Ok(());
+    }
+    if matches!(blob.source, Source::Stream(_)) {
+        return Err(LoadError::invalid(&what, "an attachment cannot be a stream"));
+    }
+    let io_err = |error| LoadError::Io { what: what.clone(), error };
+    let mut file = staging.temp_file()?;
+    let mut reader = HashingReader::new(source::open(archive, None, &blob.source)?);
+    std::io::copy(&mut reader, file.as_file_mut()).map_err(io_err)?;
+    let (actual, _) = reader.finish().map_err(io_err)?;
+    if actual != declared {
+        return Err(LoadError::invalid(&what, format!("content has digest {actual}, the archive says {declared}")));
+    }
+    staging.add_blob_file(file, &declared)?;
+    Ok(())
 }

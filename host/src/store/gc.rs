@@ -55,13 +55,13 @@ impl Store {
             return Ok(());
         }
         let manifest: oci::Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        let config: oci::Config =
-            serde_json::from_slice(&self.read_blob(&manifest.config.digest, MAX_JSON)?).map_err(|e| {
-                StoreError::Corrupt { path: self.blob_path(&manifest.config.digest), reason: e.to_string() }
-            })?;
         closure.blobs.insert(manifest.config.digest.clone());
         closure.blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
-        closure.diff_ids.extend(config.rootfs.diff_ids);
+        // An attestation's config is no image config: it has no EROFS layers.
+        let config = self.read_blob(&manifest.config.digest, MAX_JSON)?;
+        if let Ok(config) = serde_json::from_slice::<oci::Config>(&config) {
+            closure.diff_ids.extend(config.rootfs.diff_ids);
+        }
         Ok(())
     }
 

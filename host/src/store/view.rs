@@ -57,12 +57,18 @@ impl ImageView {
             }
             let index: oci::Index = serde_json::from_slice(&store.read_blob(&digest, MAX_JSON)?)
                 .map_err(|e| corrupt(&digest, e.to_string()))?;
+            // Images only: attestations ride in indexes as `unknown/unknown`.
+            let images: Vec<oci::Descriptor> = index
+                .manifests
+                .into_iter()
+                .filter(|d| !d.platform.as_ref().is_some_and(|p| p.os == "unknown"))
+                .collect();
+            let present = || images.iter().filter(|d| store.blob_path(&d.digest).exists());
             if platforms.is_empty() {
-                let present = index.manifests.iter().filter(|d| store.blob_path(&d.digest).exists());
-                platforms = present.filter_map(|d| d.platform.clone()).collect();
+                platforms = present().filter_map(|d| d.platform.clone()).collect();
             }
-            let chosen = oci::choose_platform(&index.manifests, &oci::host_platform())
-                .or_else(|| index.manifests.iter().find(|d| store.blob_path(&d.digest).exists()))
+            let chosen = oci::choose_platform(&images, &oci::host_platform())
+                .or_else(|| present().next())
                 .ok_or_else(|| corrupt(&digest, "index lists no manifest".into()))?;
             digest = chosen.digest.clone();
             media_type = chosen.media_type.clone();

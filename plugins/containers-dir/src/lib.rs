@@ -106,7 +106,15 @@ impl Decoder for ContainersDir {
             digest: None,
             source: Source::Entry(MANIFEST.to_string()),
         };
-        Ok(vec![Image { refs: vec![], platform: None, indexes: vec![], manifest: Some(manifest), config, layers }])
+        Ok(vec![Image {
+            refs: vec![],
+            platform: None,
+            indexes: vec![],
+            manifest: Some(manifest),
+            config,
+            layers,
+            attachments: vec![],
+        }])
     }
 }
 

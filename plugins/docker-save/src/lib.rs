@@ -184,7 +184,7 @@ fn classic_image(archive: &dyn ArchiveRead, entry: &ManifestEntry, refs: Vec<Str
         digest: named_digest(&entry.config).map(|d| d.to_string()),
         source: Source::Entry(config_path),
     };
-    Ok(Image { refs, platform: None, indexes: vec![], manifest: None, config, layers })
+    Ok(Image { refs, platform: None, indexes: vec![], manifest: None, config, layers, attachments: vec![] })
 }
 
 /// `sha256:…` of a file `manifest.json` names: from its name when it is

@@ -189,7 +189,15 @@ fn image(archive: &dyn ArchiveRead, layers: &mut Layers, top: &str, refs: Vec<St
     let config = synthesize(top_json, history, diff_ids)?;
     let config =
         Blob { media_type: Some(MEDIA_TYPE_DOCKER_CONFIG.to_string()), digest: None, source: Source::Bytes(config) };
-    Ok(Image { refs, platform: None, indexes: vec![], manifest: None, config, layers: image_layers })
+    Ok(Image {
+        refs,
+        platform: None,
+        indexes: vec![],
+        manifest: None,
+        config,
+        layers: image_layers,
+        attachments: vec![],
+    })
 }
 
 /// The image config of a top layer's `json`, as compact JSON with sorted keys.

@@ -5,7 +5,7 @@
 //! Refs come from `io.containerd.image.name` (a full ref) or, failing that,
 //! `org.opencontainers.image.ref.name` of the `index.json` entry; platforms
 //! from index entries. Attestation manifests (platform `unknown/unknown`)
-//! are not images and are skipped.
+//! are not images: they travel as attachments of the index's images.
 
 use crate::oci::{self, Descriptor, Index, LayoutFile, Manifest};
 use crate::{ArchiveRead, Blob, DecodeError, Digest, Image, Layer, entry_blob, read_json};
@@ -60,8 +60,17 @@ fn walk(
         }
         let index: Index = read_json(archive, &require(archive, &path, parent)?)?;
         indexes.push(entry_blob(media_type, Some(&digest), &path));
-        for child in index.manifests.iter().filter(|d| !is_attestation(d)) {
-            walk(archive, child, &path, refs, indexes, images)?;
+        let first = images.len();
+        let mut attachments = Vec::new();
+        for child in &index.manifests {
+            if is_attestation(child) {
+                attachments.extend(attestation(archive, child, &path)?);
+            } else {
+                walk(archive, child, &path, refs, indexes, images)?;
+            }
+        }
+        for image in &mut images[first..] {
+            image.attachments.extend(attachments.iter().cloned());
         }
         indexes.pop();
     } else if oci::is_manifest(media_type) {
@@ -100,7 +109,28 @@ fn image(
         manifest: Some(entry_blob(&descriptor.media_type, Some(&digest), path)),
         config: blob(&manifest.config)?,
         layers,
+        attachments: vec![],
     })
+}
+
+/// The blobs of an attestation manifest (itself, its config, its layers),
+/// or none if the archive lacks any of them.
+fn attestation(archive: &dyn ArchiveRead, descriptor: &Descriptor, parent: &str) -> Result<Vec<Blob>, DecodeError> {
+    let digest = parse_digest(&descriptor.digest, parent)?;
+    let path = digest.blob_path();
+    if !archive.has_file(&path) {
+        return Ok(vec![]);
+    }
+    let manifest: Manifest = read_json(archive, &path)?;
+    let mut blobs = vec![entry_blob(&descriptor.media_type, Some(&digest), &path)];
+    for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let digest = parse_digest(&d.digest, &path)?;
+        if !archive.has_file(&digest.blob_path()) {
+            return Ok(vec![]);
+        }
+        blobs.push(entry_blob(&d.media_type, Some(&digest), &digest.blob_path()));
+    }
+    Ok(blobs)
 }
 
 fn parse_digest(digest: &str, parent: &str) -> Result<Digest, DecodeError> {

@@ -16,7 +16,7 @@
 //!     fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError> {
 //!         let config = entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "config.json");
 //!         Ok(vec![Image { refs: vec!["mine:latest".into()], platform: None,
-//!             indexes: vec![], manifest: None, config, layers: vec![] }])
+//!             indexes: vec![], manifest: None, config, layers: vec![], attachments: vec![] }])
 //!     }
 //! }
 //! export_decoder!(Mine);

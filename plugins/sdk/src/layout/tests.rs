@@ -73,6 +73,9 @@ fn nested_index_keeps_platforms_and_skips_attestations() {
     assert_eq!(images[0].indexes.len(), 1);
     let platform = images[0].platform.as_ref().unwrap();
     assert_eq!((platform.architecture.as_str(), platform.variant.as_deref()), ("arm64", Some("v8")));
+    // The attestation is no image, but its manifest, config and layer ride along.
+    let attached: Vec<_> = images[0].attachments.iter().map(|b| b.digest.clone().unwrap()).collect();
+    assert_eq!(attached, [digest('a'), digest('c'), digest('d')]);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn image(config: Blob) -> Image {
         manifest: None,
         config,
         layers: vec![],
+        attachments: vec![],
     }
 }
 

@@ -48,6 +48,7 @@ impl Decoder for Streamer {
                 blob: Blob { media_type: None, digest: None, source: Source::Stream(0) },
                 diff_id: None,
             }],
+            attachments: vec![],
         };
         *STREAM.lock().unwrap_or_else(|p| p.into_inner()) = Some((spec, 0));
         Ok(vec![image])
