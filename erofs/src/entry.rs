@@ -20,6 +20,12 @@ pub enum What {
     SparseFile {
         real_size: u64,
     },
+    /// Old GNU sparse file (type `S`): the map is in the header and the
+    /// extension blocks after it, then the segments; the file is
+    /// `real_size` bytes.
+    GnuSparse {
+        real_size: u64,
+    },
     Dir,
     Symlink(Vec<u8>),
     /// Hardlink to an earlier entry's path.
@@ -152,10 +158,11 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
     };
     let what = match kind {
         tar::EntryType::XGlobalHeader => What::Skip,
-        // Old GNU sparse entries arrive expanded by the tar crate.
         // Pre-POSIX tars mark directories by a trailing slash only.
         tar::EntryType::Regular if path.ends_with(b"/") => What::Dir,
-        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => match sparse.format() {
+        // (The tar crate has read its map; `size()` is the real size.)
+        tar::EntryType::GNUSparse => What::GnuSparse { real_size: entry.size() },
+        tar::EntryType::Regular | tar::EntryType::Continuous => match sparse.format() {
             Ok(None) => What::File,
             Ok(Some(())) => What::SparseFile {
                 real_size: sparse.real_size.ok_or_else(|| bad("PAX sparse file without GNU.sparse.realsize"))?,

@@ -27,7 +27,19 @@ pub enum DataLayout {
     FlatPlain = 0,
     /// Full blocks consecutive, the tail right after the inode.
     FlatInline = 2,
+    /// `EROFS_INODE_CHUNK_BASED`: the file in chunks of `2^(12 + bits)`
+    /// bytes; after the inode and its xattrs, a block map (one `__le32`
+    /// block address per chunk, [`NULL_ADDR`] for a hole). `i_u` holds the
+    /// chunk format (`bits`, no `EROFS_CHUNK_FORMAT_INDEXES`).
+    ChunkBased = 4,
 }
+
+/// `EROFS_NULL_ADDR`: a chunk that is a hole.
+pub const NULL_ADDR: u32 = u32::MAX;
+/// `EROFS_BLOCK_MAP_ENTRY_SIZE`.
+pub const BLOCK_MAP_ENTRY_SIZE: u64 = 4;
+/// `EROFS_FEATURE_INCOMPAT_CHUNKED_FILE`.
+pub const FEATURE_INCOMPAT_CHUNKED_FILE: u32 = 0x4;
 
 /// `EROFS_FT_*` directory entry types.
 pub fn file_type(mode: u32) -> u8 {
@@ -54,6 +66,8 @@ pub struct SuperBlock {
     pub meta_blkaddr: u32,
     /// The shared xattr area (0 when there is none).
     pub xattr_blkaddr: u32,
+    /// `feature_incompat` ([`FEATURE_INCOMPAT_CHUNKED_FILE`] or 0).
+    pub feature_incompat: u32,
 }
 
 impl SuperBlock {
@@ -70,7 +84,8 @@ impl SuperBlock {
         b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
         b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
         b[44..48].copy_from_slice(&self.xattr_blkaddr.to_le_bytes());
-        // uuid, volume_name, feature_incompat…: zero.
+        // uuid, volume_name: zero.
+        b[80..84].copy_from_slice(&self.feature_incompat.to_le_bytes());
         b
     }
 }

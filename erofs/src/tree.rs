@@ -48,9 +48,11 @@ impl Meta {
 pub struct Data {
     pub size: u64,
     pub layout: DataLayout,
-    /// First data block (full blocks, or every block for plain layout).
+    /// First data block (full blocks, or every block for plain layout);
+    /// for chunk-based layout, the chunk format (`i_u`).
     pub blkaddr: u32,
-    /// For inline layout: offset of the tail in the tails file.
+    /// For inline layout: offset of the tail in the tails file; for
+    /// chunk-based layout: the index of the block map among the writer's.
     pub tail_offset: u64,
 }
 

@@ -4,9 +4,10 @@
 use crate::dir::DirLayout;
 use crate::entry::{self, What};
 use crate::layout::{
-    self, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, INODE_SIZE, Inode, SLOT, SUPER_OFFSET, SuperBlock,
+    self, BLOCK_MAP_ENTRY_SIZE, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, FEATURE_INCOMPAT_CHUNKED_FILE, INODE_SIZE,
+    Inode, NULL_ADDR, SLOT, SUPER_OFFSET, SuperBlock,
 };
-use crate::sparse::Sparse;
+use crate::sparse::{self, Tap};
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::{Shared, Xattrs};
 use crate::{Error, Options, Summary};
@@ -38,6 +39,9 @@ pub(crate) fn write_with<R: Read>(
         tails_len: 0,
         entries: 0,
         file_bytes: 0,
+        chunk_maps: Vec::new(),
+        sparse_data: 0,
+        sparse_waste: 0,
     };
     writer.data.get_mut().seek(SeekFrom::Start(BLOCK_SIZE))?;
     writer.read_tar(tar)?;
@@ -55,6 +59,56 @@ struct Writer<'a> {
     entries: u64,
     /// Regular file content streamed.
     file_bytes: u64,
+    /// Block maps of chunk-based (sparse) files: a block address per chunk.
+    chunk_maps: Vec<Vec<u32>>,
+    /// Data of the sparse files so far, and what they took beyond it.
+    sparse_data: u64,
+    sparse_waste: u64,
+}
+
+/// Largest file stored: 2^44 bytes (16 TiB).
+pub const MAX_FILE_SIZE: u64 = 1 << 44;
+/// Most chunks of a chunk-based file (a block map of at most 4 MiB).
+pub const MAX_CHUNKS: u64 = 1 << 20;
+/// The sparse files of a layer may take at most this many bytes beyond
+/// their data, plus [`MAX_SPARSE_WASTE_FACTOR`] times their data, in block
+/// maps and zero-filled blocks of the chunks that hold data: what a hostile
+/// tar of tiny segments spread over huge files can make the writer write.
+pub const MAX_SPARSE_WASTE: u64 = 1 << 30;
+/// See [`MAX_SPARSE_WASTE`].
+pub const MAX_SPARSE_WASTE_FACTOR: u64 = 4;
+
+/// The chunk size (as `bits`: chunks of `2^(12 + bits)` bytes) for a file
+/// of `size` bytes with data in `segments`: of those with at most
+/// [`MAX_CHUNKS`] chunks, the one storing the fewest bytes (block map plus
+/// the blocks of every chunk that holds data), the smallest on a tie.
+/// Returns `(bits, stored bytes)`.
+pub fn chunk_bits(size: u64, segments: &[(u64, u64)]) -> (u8, u64) {
+    let mut best: Option<(u8, u64)> = None;
+    for bits in 0u8..=31 {
+        let chunk = BLOCK_SIZE << bits;
+        let chunks = size.div_ceil(chunk);
+        if chunks > MAX_CHUNKS {
+            continue;
+        }
+        let mut stored = chunks * BLOCK_MAP_ENTRY_SIZE;
+        let mut last: Option<u64> = None;
+        for &(offset, len) in segments {
+            let (first, end) = (offset / chunk, (offset + len - 1) / chunk);
+            for c in first.max(last.map_or(0, |l| l + 1))..=end {
+                let chunk_len = chunk.min(size - c * chunk);
+                stored += chunk_len.next_multiple_of(BLOCK_SIZE);
+            }
+            last = Some(last.map_or(end, |l| l.max(end)));
+        }
+        if best.is_none_or(|(_, b)| stored < b) {
+            best = Some((bits, stored));
+        }
+        if chunks <= 1 {
+            break;
+        }
+    }
+    best.expect("a file of at most 2^44 bytes has a chunk size with at most 16384 chunks")
 }
 
 /// The error for a tree refusal about the entry at `path`.
@@ -80,9 +134,16 @@ fn truncated(path: &[u8], e: Error) -> Error {
 
 impl Writer<'_> {
     fn read_tar<R: Read>(&mut self, tar: R) -> Result<(), Error> {
-        let mut archive = tar::Archive::new(tar);
+        let (tap, handle) = Tap::new(tar);
+        let mut archive = tar::Archive::new(tap);
         let mut last: Option<Vec<u8>> = None;
-        for entry in archive.entries()? {
+        let mut entries = archive.entries()?;
+        loop {
+            // Keep the headers read, for old GNU sparse extension blocks.
+            handle.arm(true);
+            let entry = entries.next();
+            handle.arm(false);
+            let Some(entry) = entry else { break };
             let mut entry = entry.map_err(|e| match &last {
                 Some(path) => entry::malformed(path, format!("the tar is damaged after this entry: {e}")),
                 // The tar crate reports a header it cannot parse as `Other`;
@@ -94,7 +155,7 @@ impl Writer<'_> {
             })?;
             let path = entry::path_of(&mut entry);
             let parsed = entry::parse(&mut entry, path.clone())?;
-            self.add(&mut entry, parsed).map_err(|e| truncated(&path, e))?;
+            self.add(&mut entry, parsed, &handle).map_err(|e| truncated(&path, e))?;
             self.entries += 1;
             last = Some(path);
         }
@@ -102,7 +163,12 @@ impl Writer<'_> {
     }
 
     /// Applies one entry to the tree, streaming its data.
-    fn add<R: Read>(&mut self, content: &mut tar::Entry<'_, R>, entry: entry::Entry) -> Result<(), Error> {
+    fn add<R: Read>(
+        &mut self,
+        content: &mut tar::Entry<'_, Tap<R>>,
+        entry: entry::Entry,
+        tap: &Tap<R>,
+    ) -> Result<(), Error> {
         let path = &entry.path[..];
         let parts = Tree::components(path).map_err(|e| tree_error(path, e))?;
         let tree_err = |e: TreeError| tree_error(path, e);
@@ -144,15 +210,35 @@ impl Writer<'_> {
             xattrs: entry.xattrs.clone(),
             kind,
         };
+        let size_cap = |size: u64| {
+            if size > MAX_FILE_SIZE {
+                return Err(entry::unsupported(path, format!("file of {size} bytes (at most 2^44, 16 TiB)")));
+            }
+            Ok(())
+        };
         let new = match entry.what {
             What::Skip => return Ok(()),
             What::File => {
                 let size = content.size();
+                size_cap(size)?;
                 node(tree::S_IFREG, Kind::Data(self.stream(content, size, &entry.xattrs)?))
             }
             What::SparseFile { real_size } => {
-                let mut expanded = Sparse::new(content, real_size)?;
-                node(tree::S_IFREG, Kind::Data(self.stream(&mut expanded, real_size, &entry.xattrs)?))
+                size_cap(real_size)?;
+                let map = sparse::read_pax_map(content, real_size)?;
+                node(tree::S_IFREG, Kind::Data(self.stream_sparse(content, real_size, &map, path)?))
+            }
+            What::GnuSparse { real_size } => {
+                size_cap(real_size)?;
+                let header: &[u8; 512] = content.header().as_bytes();
+                let ext = tap.since(content.raw_file_position()).ok_or_else(|| {
+                    entry::unsupported(path, "old GNU sparse file with too many segments (over 16 MiB of map)")
+                })?;
+                let map = sparse::gnu_map(header, &ext, real_size)?;
+                // Read the segments from the stream, not through the tar
+                // crate, which would expand the holes.
+                let mut direct = tap.direct();
+                node(tree::S_IFREG, Kind::Data(self.stream_sparse(&mut direct, real_size, &map, path)?))
             }
             What::Dir => node(tree::S_IFDIR, Kind::Dir(Default::default())),
             What::Symlink(target) => {
@@ -209,6 +295,79 @@ impl Writer<'_> {
         Ok(data)
     }
 
+    /// Stores a sparse file of `size` bytes whose data `segments` (from
+    /// [`sparse::validate`]) follow back to back in `content`: chunk-based,
+    /// each chunk holding data written whole (zeros around the data), the
+    /// others holes.
+    fn stream_sparse(
+        &mut self,
+        content: &mut impl Read,
+        size: u64,
+        segments: &[(u64, u64)],
+        path: &[u8],
+    ) -> Result<Data, Error> {
+        if size == 0 {
+            return Ok(Data { size, layout: DataLayout::FlatPlain, blkaddr: 0, tail_offset: 0 });
+        }
+        let (bits, stored) = chunk_bits(size, segments);
+        let data: u64 = segments.iter().map(|s| s.1).sum();
+        self.sparse_data += data;
+        self.sparse_waste += stored.saturating_sub(data);
+        let allowed = self.sparse_data.saturating_mul(MAX_SPARSE_WASTE_FACTOR).saturating_add(MAX_SPARSE_WASTE);
+        if self.sparse_waste > allowed {
+            return Err(entry::unsupported(
+                path,
+                format!(
+                    "sparse file whose data is too scattered: {data} bytes of data would take {stored} bytes \
+                     (chunks of {} bytes; at most 1 GiB plus 4 times their data for all sparse files of a layer)",
+                    BLOCK_SIZE << bits
+                ),
+            ));
+        }
+        let chunk = BLOCK_SIZE << bits;
+        let mut map = vec![NULL_ADDR; size.div_ceil(chunk) as usize];
+        // The chunk being written and how far into it.
+        let mut current: Option<(u64, u64)> = None;
+        let short = || io::Error::new(io::ErrorKind::UnexpectedEof, "sparse data ends early");
+        for &(mut offset, mut len) in segments {
+            while len > 0 {
+                let c = offset / chunk;
+                if current.is_none_or(|(cur, _)| cur != c) {
+                    if let Some((cur, written)) = current {
+                        self.end_chunk(cur, written, chunk, size)?;
+                    }
+                    map[c as usize] = self.block_addr(self.next_block)?;
+                    current = Some((c, 0));
+                }
+                let (_, written) = current.as_mut().expect("a chunk is open");
+                let within = offset - c * chunk;
+                io::copy(&mut io::repeat(0).take(within - *written), &mut self.data)?;
+                let n = len.min(chunk - within);
+                if io::copy(&mut content.take(n), &mut self.data)? != n {
+                    return Err(short().into());
+                }
+                *written = within + n;
+                offset += n;
+                len -= n;
+            }
+        }
+        if let Some((cur, written)) = current {
+            self.end_chunk(cur, written, chunk, size)?;
+        }
+        self.block_addr(self.next_block)?;
+        let index = self.chunk_maps.len() as u64;
+        self.chunk_maps.push(map);
+        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: u32::from(bits), tail_offset: index })
+    }
+
+    /// Pads chunk `c` (`written` bytes into it) to its last block.
+    fn end_chunk(&mut self, c: u64, written: u64, chunk: u64, size: u64) -> Result<(), Error> {
+        let blocks = chunk.min(size - c * chunk).div_ceil(BLOCK_SIZE);
+        io::copy(&mut io::repeat(0).take(blocks * BLOCK_SIZE - written), &mut self.data)?;
+        self.next_block += blocks;
+        Ok(())
+    }
+
     fn block_addr(&self, block: u64) -> Result<u32, Error> {
         u32::try_from(block).map_err(|_| Error::TooLarge)
     }
@@ -219,6 +378,7 @@ impl Writer<'_> {
         self.tails.flush()?;
         let tails = self.tails.into_inner().map_err(|e| e.into_error())?;
         let tree = self.tree;
+        let chunk_maps = self.chunk_maps;
 
         // Reachable inodes in depth-first order (root first), and link counts.
         let mut order: Vec<NodeId> = Vec::new();
@@ -279,7 +439,13 @@ impl Writer<'_> {
                     layout: d.layout,
                     size: d.size,
                     i_u: d.blkaddr,
-                    inline: if d.layout == DataLayout::FlatInline { d.size % BLOCK_SIZE } else { 0 },
+                    inline: match d.layout {
+                        DataLayout::FlatInline => d.size % BLOCK_SIZE,
+                        DataLayout::ChunkBased => {
+                            chunk_maps[d.tail_offset as usize].len() as u64 * BLOCK_MAP_ENTRY_SIZE
+                        }
+                        DataLayout::FlatPlain => 0,
+                    },
                 },
                 Kind::Special { rdev } => Plan { layout: DataLayout::FlatPlain, size: 0, i_u: *rdev, inline: 0 },
             };
@@ -384,6 +550,11 @@ impl Writer<'_> {
                 let inline = &mut meta[at..at + plan.inline as usize];
                 match &node.kind {
                     Kind::Dir(_) => inline.copy_from_slice(&dir_tails[&id]),
+                    Kind::Data(d) if d.layout == DataLayout::ChunkBased => {
+                        for (slot, addr) in inline.chunks_exact_mut(4).zip(&chunk_maps[d.tail_offset as usize]) {
+                            slot.copy_from_slice(&addr.to_le_bytes());
+                        }
+                    }
                     Kind::Data(d) => tails.read_exact_at(inline, d.tail_offset)?,
                     Kind::Special { .. } => {}
                 }
@@ -406,6 +577,7 @@ impl Writer<'_> {
             blocks: total_blocks,
             meta_blkaddr: meta_blkaddr as u32,
             xattr_blkaddr: u32::try_from(xattr_blkaddr).map_err(|_| Error::TooLarge)?,
+            feature_incompat: if chunk_maps.is_empty() { 0 } else { FEATURE_INCOMPAT_CHUNKED_FILE },
         };
         block0[SUPER_OFFSET as usize..SUPER_OFFSET as usize + 128].copy_from_slice(&sb.to_bytes());
         out.write_all_at(&block0, 0)?;
@@ -421,7 +593,8 @@ struct Plan {
     size: u64,
     /// Block address, or rdev.
     i_u: u32,
-    /// Bytes stored inline after the inode.
+    /// Bytes stored after the inode and its xattrs: the inline tail, or
+    /// the block map of a chunk-based file.
     inline: u64,
 }
 
@@ -486,6 +659,21 @@ mod tests {
 
     fn sb_u32(image: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(image[1024 + at..1024 + at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn chunk_sizes_follow_the_data() {
+        // Small file: 4 KiB chunks, only the blocks with data.
+        assert_eq!(chunk_bits(10 << 20, &[(0, 1), (5 << 20, 4)]), (0, 2560 * 4 + 2 * 4096));
+        // 1 TiB: at most 2^20 chunks, the cheapest of map plus data.
+        let (bits, stored) = chunk_bits(1 << 40, &[(0, 1), ((1 << 40) - 1, 1)]);
+        assert!((1 << 40) >> (12 + bits) <= MAX_CHUNKS);
+        assert_eq!(stored, ((1 << 40) >> (12 + bits)) * 4 + 2 * (4096 << bits));
+        assert!(stored < 8 << 20, "{stored}");
+        // A segment across two 4 KiB chunks: one 8 KiB chunk is cheaper
+        // (a map of 2 entries, not 3).
+        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200)]), (1, 2 * 4 + 8192));
+        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200), (4300, 10)]), (1, 2 * 4 + 8192));
     }
 
     #[test]

@@ -201,10 +201,11 @@ fn refusals_are_clear() {
     assert!(error.contains("a/keep") || error.contains("truncated") || error.contains("unexpected"), "{error}");
 }
 
-/// A 10 MiB file with 4 bytes of data at 5 MiB and a hole at the end.
+/// A file of 10 MiB and a partial block, with 4 bytes of data at 5 MiB,
+/// 5000 at 6 MiB, and a hole at the end.
 fn sparse_file(dir: &Path) -> &'static str {
     let file = File::create(dir.join("sparse.img")).unwrap();
-    file.set_len(10 << 20).unwrap();
+    file.set_len((10 << 20) + 1234).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, b"data", 5 << 20).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 5000], 6 << 20).unwrap();
     "sparse.img"
@@ -252,78 +253,120 @@ fn shared_xattrs_are_stored_once() {
     assert!(inode.contains("Xattr size: 32"), "12-byte header, 2 shared ids, user.id=file-1 inline:\n{inode}");
 }
 
-/// Bytes free under `dir` (from `df`), if it can tell.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let out = Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
-}
-
-#[test]
-fn a_file_over_4_gib() {
+/// Makes a sparse file of `size` bytes with `marks` written into it, tars
+/// it with GNU tar (`args`), converts it, and checks it: converted fast
+/// into an image of at most `max_image` bytes, `fsck.erofs`, then mounted:
+/// the size, the marks, and zeros in `holes` (4 KiB read at each).
+fn sparse_roundtrip(size: u64, marks: &[(u64, &[u8])], holes: &[u64], max_image: u64) {
     use std::os::unix::fs::FileExt;
-    let base = match Path::new("/dev/shm") {
-        shm if shm.is_dir() => shm.to_path_buf(),
-        _ => PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
-    };
-    if free_bytes(&base).is_none_or(|free| free < 9 << 30) {
-        return eprintln!("note: less than 9 GiB free under {}; the 4 GiB file test is skipped", base.display());
-    }
-    let dir = tempfile::Builder::new().prefix("erofs-big-").tempdir_in(&base).unwrap();
-    let t = std::time::Instant::now();
-    // A sparse source: 4300 MiB and a partial block, a few bytes here and
-    // there, including across and past 4 GiB.
-    let size: u64 = (4300 << 20) + 1234;
-    let marks: [(u64, &[u8]); 6] = [
-        (0, b"start"),
-        ((1 << 20) + 17, b"one MiB"),
-        ((2 << 30) - 3, b"2 GiB"),
-        ((4 << 30) - 4, b"across 4 GiB"),
-        ((4 << 30) + 123_456_789, b"past 4 GiB"),
-        (size - 4, b"end!"),
-    ];
+    let dir = scratch();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let file = File::create(src.join("big")).unwrap();
     file.set_len(size).unwrap();
-    for (at, bytes) in marks {
+    for &(at, bytes) in marks {
         file.write_all_at(bytes, at).unwrap();
     }
     drop(file);
-    let tar = dir.path().join("big.tar");
-    run(Command::new("tar")
-        .args(["--format=posix", "--sparse-version=1.0", "-S", "-cf"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(&src)
-        .arg("big"));
-    eprintln!("4 GiB test: tar made in {:?}", t.elapsed());
-    let image = dir.path().join("big.erofs");
-    let summary = convert(&tar, &image).unwrap();
-    assert_eq!(summary.file_bytes, size);
-    eprintln!("4 GiB test: converted in {:?}", t.elapsed());
-    run(Command::new("fsck.erofs").arg(&image));
-    eprintln!("4 GiB test: fsck.erofs done at {:?}", t.elapsed());
-    let tree = dir.path().join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    let Some(mount) = Mount::new(&["-t", "erofs", "-o", "loop,ro", image.to_str().unwrap()], &tree) else {
-        return eprintln!("note: mounting EROFS is not permitted here; the 4 GiB file was only checked by fsck.erofs");
-    };
-    let big = File::open(tree.join("big")).unwrap();
-    assert_eq!(big.metadata().unwrap().len(), size);
-    for (at, bytes) in marks {
-        let mut got = vec![0u8; bytes.len() + 2];
-        let start = at.saturating_sub(1);
-        let n = big.read_at(&mut got, start).unwrap();
-        let mut want = vec![0u8; got.len()];
-        want[(at - start) as usize..][..bytes.len()].copy_from_slice(bytes);
-        want.truncate((size - start) as usize);
-        assert_eq!(&got[..n], &want[..], "at {at}");
+    // A file after the sparse one, read back too.
+    std::fs::write(src.join("after"), b"after the sparse file").unwrap();
+    let mut images = Vec::new();
+    for (label, args) in [("gnu", &["--format=gnu"][..]), ("pax-1.0", &["--format=posix", "--sparse-version=1.0"][..])]
+    {
+        let tar = dir.path().join(format!("{label}.tar"));
+        run(Command::new("tar").args(args).args(["-S", "-cf"]).arg(&tar).arg("-C").arg(&src).args(["big", "after"]));
+        let image = dir.path().join(format!("{label}.erofs"));
+        let t = std::time::Instant::now();
+        let summary = convert(&tar, &image).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let took = t.elapsed();
+        eprintln!("sparse {size} bytes ({label}): converted in {took:?} into {} bytes", summary.bytes);
+        assert!(took < std::time::Duration::from_secs(5), "{label}: {took:?}");
+        assert_eq!(summary.file_bytes, size + 21, "the sparse file's apparent size, and `after`");
+        assert!(summary.bytes <= max_image, "{label}: image of {} bytes", summary.bytes);
+        run(Command::new("fsck.erofs").arg(&image));
+        let again = dir.path().join(format!("{label}-again.erofs"));
+        convert(&tar, &again).unwrap();
+        assert_eq!(std::fs::read(&image).unwrap(), std::fs::read(&again).unwrap(), "{label}: deterministic");
+        images.push(image);
     }
-    // The holes read as zeros too.
-    let mut hole = vec![1u8; 4096];
-    big.read_exact_at(&mut hole, 3 << 30).unwrap();
-    assert!(hole.iter().all(|&b| b == 0));
-    drop(big);
-    eprintln!("4 GiB test: mounted and checked at {:?}", t.elapsed());
-    drop(mount);
+    for image in &images {
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        let Some(mount) = Mount::new(&["-t", "erofs", "-o", "loop,ro", image.to_str().unwrap()], &tree) else {
+            return eprintln!("note: mounting EROFS is not permitted here; the sparse file was only checked by fsck");
+        };
+        assert_eq!(std::fs::read(tree.join("after")).unwrap(), b"after the sparse file");
+        let big = File::open(tree.join("big")).unwrap();
+        assert_eq!(big.metadata().unwrap().len(), size);
+        for &(at, bytes) in marks {
+            let mut got = vec![0u8; bytes.len() + 2];
+            let start = at.saturating_sub(1);
+            let n = big.read_at(&mut got, start).unwrap();
+            let mut want = vec![0u8; got.len()];
+            want[(at - start) as usize..][..bytes.len()].copy_from_slice(bytes);
+            want.truncate((size - start) as usize);
+            assert_eq!(&got[..n], &want[..], "{}: at {at}", image.display());
+        }
+        for &at in holes {
+            let mut hole = vec![1u8; 4096];
+            let n = big.read_at(&mut hole, at).unwrap();
+            assert!(n > 0 && hole[..n].iter().all(|&b| b == 0), "{}: hole at {at}", image.display());
+        }
+        drop(big);
+        drop(mount);
+    }
+}
+
+#[test]
+fn a_sparse_file_over_4_gib() {
+    // 4300 MiB and a partial block, a few bytes here and there, including
+    // across and past 4 GiB.
+    let size: u64 = (4300 << 20) + 1234;
+    sparse_roundtrip(
+        size,
+        &[
+            (0, b"start"),
+            ((1 << 20) + 17, b"one MiB"),
+            ((2 << 30) - 3, b"2 GiB"),
+            ((4 << 30) - 4, b"across 4 GiB"),
+            ((4 << 30) + 123_456_789, b"past 4 GiB"),
+            (size - 4, b"end!"),
+        ],
+        &[3 << 30, 5000, size - 5000],
+        8 << 20,
+    );
+}
+
+#[test]
+fn a_1_tib_sparse_file_is_stored_sparse() {
+    // Chunks of 1 MiB here (2^20 of them): data across chunk boundaries,
+    // at a chunk's start and end, and a last block that is not whole.
+    let size: u64 = (1 << 40) - 1000;
+    let mib = 1u64 << 20;
+    sparse_roundtrip(
+        size,
+        &[
+            (0, b"start"),
+            (7 * mib - 3, b"across a chunk"),
+            (9 * mib, b"chunk start"),
+            (10 * mib - 3, b"end"),
+            (300 << 30, &[0x5a; 10_000]),
+            (size - 4, b"end!"),
+        ],
+        &[mib, 8 * mib, 10 * mib, 500 << 30, size - 5000],
+        16 << 20,
+    );
+}
+
+#[test]
+fn sparse_files_at_block_and_chunk_edges() {
+    // Small enough for 4 KiB chunks: data ending exactly at a block,
+    // starting exactly at one, a tail of 1234 bytes.
+    // Also 60 more segments, so old GNU headers need 3 extension blocks.
+    let size: u64 = (10 << 20) + 1234;
+    let tail = [3u8; 1234];
+    let mut marks: Vec<(u64, &[u8])> =
+        vec![(4096 - 5, b"block"), (8192, b"next"), ((5 << 20) - 1, b"x"), (size - 1234, &tail)];
+    marks.extend((0..60).map(|i| ((6 << 20) + i * 65536, &b"many"[..])));
+    sparse_roundtrip(size, &marks, &[4096 * 5, 1 << 20, size - 6000], 1 << 20);
 }

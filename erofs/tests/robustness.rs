@@ -141,3 +141,76 @@ fn a_huge_declared_size_is_not_allocated() {
     let error = convert(&tar).unwrap_err().to_string();
     assert!(error.starts_with("huge: truncated"), "{error}");
 }
+
+/// A PAX 1.0 sparse entry `name` of `size` bytes with data `segments`
+/// (each segment's bytes are `a`), then a small file `after`.
+fn pax_sparse(name: &str, size: u64, segments: &[(u64, u64)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let size_text = size.to_string();
+    b.append_pax_extensions([
+        ("GNU.sparse.major", &b"1"[..]),
+        ("GNU.sparse.minor", b"0"),
+        ("GNU.sparse.name", name.as_bytes()),
+        ("GNU.sparse.realsize", size_text.as_bytes()),
+    ])
+    .unwrap();
+    let mut data = format!("{}\n", segments.len());
+    for (offset, len) in segments {
+        data += &format!("{offset}\n{len}\n");
+    }
+    let mut data = data.into_bytes();
+    data.resize(data.len().next_multiple_of(512), 0);
+    for &(_, len) in segments {
+        data.extend(std::iter::repeat_n(b'a', len as usize));
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "GNUSparseFile.0/x", &data[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "after", &b"after"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_huge_sparse_file_is_stored_sparse() {
+    // 1 TiB declared, a few bytes of data: a small image, at once.
+    let t = std::time::Instant::now();
+    let tar = pax_sparse("big", 1 << 40, &[(0, 3), (1 << 39, 5), ((1 << 40) - 1, 1)]);
+    let summary = convert(&tar).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(summary.file_bytes, (1 << 40) + 5);
+    assert!(summary.bytes < 16 << 20, "{}", summary.bytes);
+}
+
+#[test]
+fn sparse_files_over_16_tib_are_refused() {
+    let error = convert(&pax_sparse("huge", (1 << 44) + 1, &[(0, 1)])).unwrap_err();
+    assert!(matches!(error, Error::Unsupported { .. }));
+    assert_eq!(error.to_string(), "huge: file of 17592186044417 bytes (at most 2^44, 16 TiB)");
+    // 16 TiB itself is fine.
+    convert(&pax_sparse("edge", 1 << 44, &[(0, 1), ((1 << 44) - 1, 1)])).unwrap();
+}
+
+#[test]
+fn scattered_sparse_data_is_refused_not_written() {
+    // 20000 one-byte segments 800 MiB apart over 16 TiB: every chunk holds
+    // data, so stored sparse it would still be 16 TiB of zeros. Refused
+    // quickly, naming the file.
+    let t = std::time::Instant::now();
+    let segments: Vec<(u64, u64)> = (0..20000u64).map(|i| (i * (800 << 20), 1)).collect();
+    let error = convert(&pax_sparse("scattered", 1 << 44, &segments)).unwrap_err();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(matches!(error, Error::Unsupported { .. }));
+    let error = error.to_string();
+    assert!(error.starts_with("scattered: sparse file whose data is too scattered"), "{error}");
+}
