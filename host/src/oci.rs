@@ -75,11 +75,6 @@ pub fn is_index(media_type: &str) -> bool {
     media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST
 }
 
-/// Whether `media_type` is an image manifest.
-pub fn is_manifest(media_type: &str) -> bool {
-    media_type == MEDIA_TYPE_MANIFEST || media_type == MEDIA_TYPE_DOCKER_MANIFEST
-}
-
 /// A platform, as in an OCI index or config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {

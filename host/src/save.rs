@@ -9,7 +9,6 @@
 //! Streaming: each blob is copied from the store into the tar once, never
 //! held in memory.
 
-use crate::digest::Digest;
 use crate::oci;
 use crate::reference::Reference;
 use crate::store::{ImageView, IndexEntry, Store, StoreError};
@@ -49,15 +48,6 @@ pub enum SaveError {
     },
 }
 
-/// One image as saved.
-#[derive(Debug, Clone)]
-pub struct Saved {
-    /// Refs it carries in the archive.
-    pub refs: Vec<Reference>,
-    /// Its manifest (or index) digest.
-    pub digest: Digest,
-}
-
 /// Writes the images `names` resolve to (refs, IDs) to `out` as one tar.
 pub fn save(
     store: &Store,
@@ -65,7 +55,7 @@ pub fn save(
     format: SaveFormat,
     renames: &[(Reference, Reference)],
     out: impl Write,
-) -> Result<Vec<Saved>, SaveError> {
+) -> Result<(), SaveError> {
     let images = select(store, names, renames)?;
     let mut tar = TarWriter::new(out);
     tar.dir("blobs/")?;
@@ -87,11 +77,7 @@ pub fn save(
         tar.bytes("manifest.json", &manifest)?;
         tar.bytes("repositories", &repositories)?;
     }
-    tar.finish()?;
-    Ok(images
-        .into_iter()
-        .map(|(entry, view)| Saved { refs: entry.reference.into_iter().collect(), digest: view.manifest_digest })
-        .collect())
+    tar.finish()
 }
 
 /// Resolves `names` to index entries (one per ref saved; an ID saves the

@@ -58,11 +58,8 @@ impl ImageView {
             let index: oci::Index = serde_json::from_slice(&store.read_blob(&digest, MAX_JSON)?)
                 .map_err(|e| corrupt(&digest, e.to_string()))?;
             // Images only: attestations ride in indexes as `unknown/unknown`.
-            let images: Vec<oci::Descriptor> = index
-                .manifests
-                .into_iter()
-                .filter(|d| !d.platform.as_ref().is_some_and(|p| p.os == "unknown"))
-                .collect();
+            let images: Vec<oci::Descriptor> =
+                index.manifests.into_iter().filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown")).collect();
             let present = || images.iter().filter(|d| store.blob_path(&d.digest).exists());
             if platforms.is_empty() {
                 platforms = present().filter_map(|d| d.platform.clone()).collect();

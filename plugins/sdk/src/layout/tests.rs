@@ -51,7 +51,7 @@ fn single_manifest_with_ref() {
 }
 
 #[test]
-fn nested_index_keeps_platforms_and_skips_attestations() {
+fn nested_index_keeps_platforms_and_attaches_attestations() {
     let nested = format!(
         r#"{{"schemaVersion":2,"manifests":[
             {{"mediaType":"{m}","digest":"{a}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
