@@ -6,9 +6,18 @@
 //!   layers; a layer saved twice is a symlink to the first copy. There is no
 //!   manifest: the host synthesizes one from the config and the layers.
 //! - **Docker 25+**: the same tar is also an OCI image layout (`oci-layout`,
-//!   `index.json`, `blobs/sha256/`). Its index is preferred, which keeps the
-//!   manifest digests, once checked to agree with `manifest.json`; the refs
-//!   are `RepoTags` plus the index's full refs.
+//!   `index.json`, `blobs/sha256/`). `manifest.json` stays the authority, as
+//!   for docker (`image/tarexport/load.go`) and go-containerregistry
+//!   (`pkg/v1/tarball`): an image is taken from the index (keeping its
+//!   manifest digest) only where the index has it with the same config and
+//!   layers; the refs are then `RepoTags` plus the index's full refs. An
+//!   index that is absent, empty, `null` or unreadable is ignored; one that
+//!   disagrees is overruled, with a note.
+//!
+//! A config's file name is a path, not a claim: `<hex>.json` whose bytes
+//! hash to something else loads, its image ID the digest of its bytes.
+//! Digests in OCI blob paths (`blobs/sha256/<hex>`) stay claims the host
+//! verifies.
 //!
 //! Refs are `RepoTags` (none for an image saved by ID, which is then loaded
 //! by its config digest); the legacy `repositories` file only names images
@@ -24,6 +33,8 @@ use std::collections::BTreeMap;
 
 /// The archive's table of contents.
 const MANIFEST: &str = "manifest.json";
+/// The OCI index of a docker 25+ archive.
+const INDEX: &str = "index.json";
 /// The legacy `{"repo": {"tag": "<top layer id>"}}` file.
 const REPOSITORIES: &str = "repositories";
 
@@ -67,7 +78,7 @@ impl Decoder for DockerSave {
         match read_json::<Vec<ManifestEntry>>(archive, MANIFEST) {
             Ok(entries) if !entries.is_empty() => {
                 // docker 25+: also an OCI layout, which oci-layout detects at 80.
-                if archive.has_file("index.json") { 95 } else { 100 }
+                if archive.has_file(INDEX) { 95 } else { 100 }
             }
             _ => 0,
         }
@@ -79,18 +90,14 @@ impl Decoder for DockerSave {
             return Err(DecodeError::malformed(MANIFEST, "lists no images"));
         }
         let refs = refs(archive, &entries);
-        if archive.has_file("index.json") {
-            match layout::images(archive) {
-                Ok(images) => return reconcile(archive, &entries, &refs, images),
-                // e.g. a multi-platform index saved with one platform's blobs:
-                // manifest.json alone describes what is there.
-                Err(e) if e.kind == ErrorKind::Missing => {
-                    msb_plugin_sdk::log(&format!("index.json is incomplete ({e}); reading manifest.json alone"))
-                }
-                Err(e) => return Err(e),
-            }
+        let index = match archive.has_file(INDEX) {
+            true => oci_images(archive)?,
+            false => None,
+        };
+        match index {
+            Some(index) => reconcile(archive, &entries, &refs, index),
+            None => entries.iter().zip(refs).map(|(entry, refs)| classic_image(archive, entry, refs)).collect(),
         }
-        entries.iter().zip(refs).map(|(entry, refs)| classic_image(archive, entry, refs)).collect()
     }
 }
 
@@ -136,14 +143,12 @@ fn layer_id(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The digest a path's name declares: `blobs/sha256/<hex>` or `<hex>.json`.
-fn named_digest(path: &str) -> Option<Digest> {
+/// The digest an OCI blob path (`blobs/sha256/<hex>`) declares: a claim the
+/// host verifies. A `<hex>.json` config name is no claim: docker and crane
+/// load such a config whatever its bytes hash to, and so does this decoder.
+fn blob_digest(path: &str) -> Option<Digest> {
     let path = clean_path(path)?;
-    let hex = match path.strip_prefix("blobs/sha256/") {
-        Some(hex) => hex,
-        None => path.strip_suffix(".json").filter(|hex| !hex.contains('/'))?,
-    };
-    Digest::parse(&format!("sha256:{hex}"))
+    Digest::parse(&format!("sha256:{}", path.strip_prefix("blobs/sha256/")?))
 }
 
 /// The archive path of the file `path` (from `manifest.json`) names,
@@ -173,7 +178,7 @@ fn classic_image(archive: &dyn ArchiveRead, entry: &ManifestEntry, refs: Vec<Str
         .map(|(path, diff_id)| {
             let blob = Blob {
                 media_type: None,
-                digest: named_digest(path).map(|d| d.to_string()),
+                digest: blob_digest(path).map(|d| d.to_string()),
                 source: Source::Entry(locate(archive, "layer", path)?),
             };
             Ok(Layer { blob, diff_id: Some(diff_id) })
@@ -181,79 +186,110 @@ fn classic_image(archive: &dyn ArchiveRead, entry: &ManifestEntry, refs: Vec<Str
         .collect::<Result<Vec<_>, DecodeError>>()?;
     let config = Blob {
         media_type: Some(MEDIA_TYPE_DOCKER_CONFIG.to_string()),
-        digest: named_digest(&entry.config).map(|d| d.to_string()),
+        digest: blob_digest(&entry.config).map(|d| d.to_string()),
         source: Source::Entry(config_path),
     };
     Ok(Image { refs, platform: None, indexes: vec![], manifest: None, config, layers, attachments: vec![] })
 }
 
-/// `sha256:…` of a file `manifest.json` names: from its name when it is
-/// content-addressed, else hashed by the host.
+/// `sha256:…` of a file `manifest.json` names: from its OCI blob path, else
+/// hashed by the host.
 fn digest_of(archive: &dyn ArchiveRead, what: &str, path: &str) -> Result<String, DecodeError> {
-    if let Some(digest) = named_digest(path) {
+    if let Some(digest) = blob_digest(path) {
         return Ok(digest.to_string());
     }
     let path = locate(archive, what, path)?;
     archive.digest(&path, false).map_err(|e| DecodeError::host(&path, e))
 }
 
-/// Docker 25+: the images of the OCI index, checked against
-/// `manifest.json` (each of its images must be in the index with the same
-/// config and layers), with the refs of both. Images listed under several
-/// refs are merged; index images `manifest.json` does not list (other
-/// platforms) are kept as they are.
+/// The images of the archive's OCI layout, or `None` when `index.json` is
+/// unusable (not an index, or naming blobs the archive lacks: e.g. a
+/// multi-platform index saved with one platform's blobs): `manifest.json`
+/// alone then describes what is there. A refused read stays an error.
+fn oci_images(archive: &dyn ArchiveRead) -> Result<Option<Vec<Image>>, DecodeError> {
+    match layout::images(archive) {
+        Ok(images) => Ok(Some(images)),
+        Err(e) if e.kind == ErrorKind::Host => Err(e),
+        Err(e) => {
+            msb_plugin_sdk::log(&format!("{INDEX} is unusable ({e}); reading {MANIFEST} alone"));
+            Ok(None)
+        }
+    }
+}
+
+/// Index images listed under several refs, merged into one.
+fn merge(images: Vec<Image>) -> Vec<Image> {
+    let key = |i: &Image| {
+        (i.manifest.as_ref().map(|m| m.digest.clone()), i.indexes.iter().map(|b| b.digest.clone()).collect::<Vec<_>>())
+    };
+    let mut merged: Vec<Image> = Vec::new();
+    for image in images {
+        match merged.iter_mut().find(|m| key(m) == key(&image)) {
+            Some(m) => m.refs.extend(image.refs),
+            None => merged.push(image),
+        }
+    }
+    merged
+}
+
+/// Docker 25+: `manifest.json` is the authority, as for docker and
+/// go-containerregistry. Each of its images is taken from the OCI index
+/// where the index has it with the same config and layers (which keeps the
+/// archive's manifest and the index's refs), else built from
+/// `manifest.json` alone, with a note. Index images `manifest.json` does not
+/// list are kept only when they are other platforms of one it lists
+/// (reached through the same index); others are dropped, with a note.
 fn reconcile(
     archive: &dyn ArchiveRead,
     entries: &[ManifestEntry],
     refs: &[Vec<String>],
     images: Vec<Image>,
 ) -> Result<Vec<Image>, DecodeError> {
-    let mut merged: Vec<Image> = Vec::new();
-    for image in images {
-        let key = |i: &Image| {
-            (
-                i.manifest.as_ref().map(|m| m.digest.clone()),
-                i.indexes.iter().map(|b| b.digest.clone()).collect::<Vec<_>>(),
-            )
-        };
-        let same = |m: &&mut Image| key(m) == key(&image);
-        match merged.iter_mut().find(same) {
-            Some(m) => m.refs.extend(image.refs),
-            None => merged.push(image),
-        }
-    }
+    let mut merged = merge(images);
+    let mut listed = vec![false; merged.len()];
     let mut tagged = vec![false; merged.len()];
+    let mut own = Vec::new();
     for (entry, refs) in entries.iter().zip(refs) {
         let config = digest_of(archive, "config", &entry.config)?;
         let layers =
             entry.layers.iter().map(|l| digest_of(archive, "layer", l)).collect::<Result<Vec<_>, DecodeError>>()?;
+        let layers: Vec<Option<&str>> = layers.iter().map(|l| Some(l.as_str())).collect();
         let mut found = false;
-        for (image, tagged) in merged.iter_mut().zip(tagged.iter_mut()) {
-            if image.config.digest.as_deref() != Some(config.as_str()) {
+        for (i, image) in merged.iter_mut().enumerate() {
+            let theirs: Vec<Option<&str>> = image.layers.iter().map(|l| l.blob.digest.as_deref()).collect();
+            if image.config.digest.as_deref() != Some(config.as_str()) || theirs != layers {
                 continue;
             }
-            let theirs: Vec<Option<&str>> = image.layers.iter().map(|l| l.blob.digest.as_deref()).collect();
-            if theirs != layers.iter().map(|l| Some(l.as_str())).collect::<Vec<_>>() {
-                let manifest = image.manifest.as_ref().and_then(|m| m.digest.clone()).unwrap_or_default();
-                return Err(DecodeError::malformed(
-                    MANIFEST,
-                    format!("image {config} has other layers than manifest {manifest} of index.json says"),
-                ));
-            }
             found = true;
+            listed[i] = true;
             if !refs.is_empty() {
-                *tagged = true;
+                tagged[i] = true;
                 let index_refs = std::mem::replace(&mut image.refs, refs.clone());
                 image.refs.extend(index_refs);
             }
         }
         if !found {
-            return Err(DecodeError::malformed(MANIFEST, format!("image {config} is not in index.json")));
+            if !merged.is_empty() {
+                msb_plugin_sdk::note(&format!(
+                    "{INDEX} disagrees with {MANIFEST} on image {config}; loading it as {MANIFEST} describes it"
+                ));
+            }
+            own.push(classic_image(archive, entry, refs.clone())?);
         }
     }
-    // A bare tag in `org.opencontainers.image.ref.name` is no ref of its own:
-    // `RepoTags` says which repository it belongs to.
-    for (image, tagged) in merged.iter_mut().zip(tagged) {
+    // Other platforms: index images that share an index with a listed one.
+    let reached = |image: &Image| image.indexes.first().and_then(|b| b.digest.clone());
+    let listed_indexes: Vec<String> =
+        merged.iter().zip(&listed).filter(|(_, l)| **l).filter_map(|(image, _)| reached(image)).collect();
+    let mut kept = Vec::new();
+    for ((mut image, listed), tagged) in merged.into_iter().zip(listed).zip(tagged) {
+        if !listed && !reached(&image).is_some_and(|d| listed_indexes.contains(&d)) {
+            let manifest = image.manifest.as_ref().and_then(|m| m.digest.clone()).unwrap_or_default();
+            msb_plugin_sdk::note(&format!("{INDEX} lists image {manifest}, which {MANIFEST} does not; skipping it"));
+            continue;
+        }
+        // A bare tag in `org.opencontainers.image.ref.name` is no ref of its
+        // own: `RepoTags` says which repository it belongs to.
         if tagged {
             image.refs.retain(|r| r.contains(['/', ':', '@']));
         }
@@ -263,8 +299,10 @@ fn reconcile(
             seen.push(r.clone());
             new
         });
+        kept.push(image);
     }
-    Ok(merged)
+    kept.extend(own);
+    Ok(kept)
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ fn classic_archive_with_a_tagged_and_an_untagged_image() {
     let alpine = &images[0];
     assert_eq!(alpine.refs, ["alpine:3.20"]);
     assert!(alpine.manifest.is_none() && alpine.platform.is_none() && alpine.indexes.is_empty());
-    assert_eq!(alpine.config.digest.as_deref(), Some(sha(&c1).as_str()));
+    assert_eq!(alpine.config.digest, None, "a <hex>.json name is no claim: the host hashes the bytes");
     assert_eq!(alpine.config.media_type.as_deref(), Some(MEDIA_TYPE_DOCKER_CONFIG));
     assert_eq!(entry_path(&alpine.config), format!("{}.json", hex(&c1)));
     let paths: Vec<&str> = alpine.layers.iter().map(|l| entry_path(&l.blob)).collect();
@@ -71,7 +71,8 @@ fn classic_archive_with_a_tagged_and_an_untagged_image() {
 
     let untagged = &images[1];
     assert!(untagged.refs.is_empty(), "loaded by ID: {:?}", untagged.refs);
-    assert_eq!(untagged.config.digest.as_deref(), Some(sha(&c2).as_str()));
+    assert_eq!(untagged.config.digest, None);
+    assert_eq!(entry_path(&untagged.config), format!("{}.json", hex(&c2)));
     // The symlinked duplicate is read from the first copy.
     assert_eq!(entry_path(&untagged.layers[0].blob), "l1/layer.tar");
 }
@@ -116,8 +117,10 @@ fn diff_id_count_must_match() {
     ]);
     let err = DockerSave::decode(&archive).unwrap_err();
     assert_eq!((err.kind, err.entry.as_deref()), (ErrorKind::Malformed, Some("c.json")));
-    // A config without a content-addressed name is hashed by the host.
-    assert!(named_digest("c.json").is_none());
+    // Only an OCI blob path declares a digest.
+    assert!(blob_digest("c.json").is_none());
+    assert!(blob_digest(&format!("{}.json", hex("x"))).is_none());
+    assert_eq!(blob_digest(&format!("./blobs/sha256/{}", hex("x"))).map(|d| d.to_string()), Some(sha("x")));
 }
 
 #[test]
@@ -195,23 +198,66 @@ fn docker25_bare_tags_give_way_to_repo_tags() {
 }
 
 #[test]
-fn docker25_disagreement_is_an_error() {
-    let (archive, _) = docker25(
-        &[ALPINE],
-        r#"["alpine:3.20"]"#,
-        r#"["blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000"]"#,
-    );
-    let err = DockerSave::decode(&archive).unwrap_err();
-    assert_eq!((err.kind, err.entry.as_deref()), (ErrorKind::Malformed, Some("manifest.json")));
-    assert!(err.message.contains("other layers"), "{err:?}");
+fn docker25_manifest_json_overrules_a_disagreeing_index() {
+    // manifest.json lists other layers than the index's manifest: its image
+    // is loaded as it says (the host then verifies the layer's declared digest).
+    let other = format!("blobs/sha256/{}", hex("two"));
+    let (mut archive, _) = docker25(&[ALPINE], r#"["alpine:3.20"]"#, &format!(r#"["{other}"]"#));
+    archive.add(&other, b"two");
+    let images = DockerSave::decode(&archive).unwrap();
+    assert_eq!(images.len(), 1, "the index's own image is not loaded: {images:?}");
+    assert_eq!(images[0].refs, ["alpine:3.20"]);
+    assert!(images[0].manifest.is_none(), "built from manifest.json");
+    assert_eq!(images[0].layers[0].blob.digest.as_deref(), Some(sha("two").as_str()));
 
+    // manifest.json's image has another config than anything in the index.
     let (mut archive, _) = docker25(&[ALPINE], "null", &one_layer());
     let c = config(&["two"]);
     archive.add(&format!("blobs/sha256/{}", hex(&c)), c.as_bytes());
     let manifest = format!(r#"[{{"Config":"blobs/sha256/{}","Layers":[]}}]"#, hex(&c));
     archive.remove("manifest.json").add("manifest.json", manifest.as_bytes());
     let err = DockerSave::decode(&archive).unwrap_err();
-    assert!(err.message.contains("is not in index.json"), "{err:?}");
+    assert!(err.message.contains("lists 1 diff_ids for the 0 layers"), "manifest.json's image is read: {err:?}");
+}
+
+#[test]
+fn docker25_index_absent_empty_or_null_reads_manifest_json() {
+    for index in [None, Some("{}"), Some(r#"{"schemaVersion":2,"manifests":null}"#), Some("")] {
+        let (mut archive, _) = docker25(&[ALPINE], r#"["alpine:3.20"]"#, &one_layer());
+        archive.remove("index.json");
+        if let Some(index) = index {
+            archive.add("index.json", index.as_bytes());
+        }
+        let images = DockerSave::decode(&archive).unwrap_or_else(|e| panic!("{index:?}: {e}"));
+        assert_eq!(images.len(), 1, "{index:?}");
+        assert_eq!(images[0].refs, ["alpine:3.20"], "{index:?}");
+        assert!(images[0].manifest.is_none(), "{index:?}");
+        assert_eq!(images[0].config.digest.as_deref(), Some(sha(&config(&["one"])).as_str()), "a blob path is a claim");
+    }
+}
+
+#[test]
+fn a_config_name_is_a_path_not_a_digest() {
+    // A classic archive whose config was edited after saving: its name no
+    // longer is its digest. It loads; the host computes the image ID.
+    let (mut archive, c1, _) = classic();
+    let name = format!("{}.json", hex(&c1));
+    let edited = c1.replace("amd64", "arm64");
+    archive.remove(&name).add(&name, edited.as_bytes());
+    let images = DockerSave::decode(&archive).unwrap();
+    assert_eq!(images[0].config.digest, None, "left to the host to compute");
+    assert_eq!(entry_path(&images[0].config), name);
+
+    // Also next to an index (a docker 25+ archive edited by hand).
+    let (mut archive, _) = docker25(&[ALPINE], r#"["alpine:3.20"]"#, &one_layer());
+    let c = config(&["one"]);
+    let wrong = format!("{}.json", hex("not the config"));
+    archive.add(&wrong, c.as_bytes());
+    let manifest = format!(r#"[{{"Config":"{wrong}","RepoTags":["alpine:3.20"],"Layers":{}}}]"#, one_layer());
+    archive.remove("manifest.json").add("manifest.json", manifest.as_bytes());
+    let images = DockerSave::decode(&archive).unwrap();
+    assert_eq!(images.len(), 1);
+    assert!(images[0].manifest.is_some(), "same bytes as the index's config: the index's image");
 }
 
 #[test]

@@ -84,6 +84,17 @@ pub fn log(message: &str) {
     eprintln!("{message}");
 }
 
+/// The prefix that makes a [`log`] line a note for the user.
+pub const NOTE_PREFIX: &str = "note: ";
+
+/// Tells the user something they should know about a load that still
+/// succeeds (e.g. two descriptions in the archive disagree and one was
+/// chosen): the host prints `note: plugin <name>: <message>` on stderr
+/// unless `-q`. One line; the host cuts long or numerous notes.
+pub fn note(message: &str) {
+    log(&format!("{NOTE_PREFIX}{message}"));
+}
+
 /// Builds an [`Info`] whose version is the calling crate's.
 #[macro_export]
 macro_rules! info {

@@ -80,9 +80,14 @@ impl From<Platform> for crate::Platform {
 pub struct Index {
     /// Must be 2.
     pub schema_version: u32,
-    /// The entries.
-    #[serde(default)]
+    /// The entries (`null`, as some docker 25 era archives write, is none).
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub manifests: Vec<Descriptor>,
+}
+
+/// A list that may be `null`: `null` is the empty list.
+fn null_is_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// An image manifest (OCI or docker schema 2).
