@@ -2,6 +2,12 @@
 //! semantics of applying a layer: later entries replace earlier ones,
 //! whiteouts and opaque markers become their overlayfs form, missing parents
 //! appear as root-owned 0755 directories.
+//!
+//! A whiteout hides only what lower layers have (OCI image spec,
+//! "Whiteouts"): an entry of the same layer at the whited-out path stays,
+//! whichever comes first. A directory becomes opaque instead (it hides
+//! everything below it, keeps its own children); anything else simply stays
+//! (in overlayfs a non-directory already hides the lower entry).
 
 use crate::layout::DataLayout;
 use crate::xattr::Xattrs;
@@ -66,6 +72,9 @@ pub enum Kind {
     Special {
         rdev: u32,
     },
+    /// An overlayfs whiteout (character device 0/0): hides the lower
+    /// layers' entry of this name.
+    Whiteout,
 }
 
 /// One inode.
@@ -93,7 +102,12 @@ pub enum TreeError {
     NotADirectory,
     #[error("hardlink target {0:?} does not exist (or is a directory)")]
     BadHardlink(String),
+    #[error("hardlink target {0:?} is a whiteout")]
+    HardlinkToWhiteout(String),
 }
+
+/// The xattr that makes a directory opaque in overlayfs.
+pub const OPAQUE: &str = "trusted.overlay.opaque";
 
 /// The tree.
 pub struct Tree {
@@ -136,13 +150,16 @@ impl Tree {
             let next = self.children(dir)?.get(*part).copied();
             dir = match next {
                 Some(id) if matches!(self.nodes[id].kind, Kind::Dir(_)) => id,
-                Some(_) => return Err(TreeError::NotADirectory),
-                None => {
-                    let id = self.push(Node {
-                        meta: Meta::IMPLIED_DIR,
-                        xattrs: Xattrs::default(),
-                        kind: Kind::Dir(BTreeMap::new()),
-                    });
+                Some(id) if !matches!(self.nodes[id].kind, Kind::Whiteout) => return Err(TreeError::NotADirectory),
+                // Missing, or whited out in this layer: an implied
+                // directory, opaque over a whiteout (it hides what the lower
+                // layers have there, as the whiteout did).
+                whiteout => {
+                    let mut xattrs = Xattrs::default();
+                    if whiteout.is_some() {
+                        xattrs.set(OPAQUE, b"y")?;
+                    }
+                    let id = self.push(Node { meta: Meta::IMPLIED_DIR, xattrs, kind: Kind::Dir(BTreeMap::new()) });
                     self.children(dir)?.insert(part.to_vec(), id);
                     id
                 }
@@ -157,15 +174,24 @@ impl Tree {
     }
 
     /// Whether `node` is a directory.
+    #[cfg(test)]
     pub fn is_dir(&self, node: NodeId) -> bool {
         matches!(self.nodes[node].kind, Kind::Dir(_))
+    }
+
+    /// Whether `node` is a whiteout.
+    #[cfg(test)]
+    pub fn is_whiteout(&self, node: NodeId) -> bool {
+        matches!(self.nodes[node].kind, Kind::Whiteout)
     }
 
     /// Puts `node` at `parts` (the root if empty). A directory over a
     /// directory keeps the children and the xattrs the new entry does not
     /// set (such as an opaque marker seen earlier) and takes the new
-    /// metadata; anything else replaces what was there.
-    pub fn insert(&mut self, parts: &[&[u8]], node: Node) -> Result<NodeId, TreeError> {
+    /// metadata. A whiteout and an entry of this layer at the same path, in
+    /// either order, leave the entry, a directory made opaque. Anything else
+    /// replaces what was there.
+    pub fn insert(&mut self, parts: &[&[u8]], mut node: Node) -> Result<NodeId, TreeError> {
         let Some((name, parents)) = parts.split_last() else {
             if !matches!(node.kind, Kind::Dir(_)) {
                 return Err(TreeError::RootNotDir);
@@ -174,12 +200,23 @@ impl Tree {
             return Ok(ROOT);
         };
         let dir = self.dir(parents)?;
-        if let Some(&old) = self.children(dir)?.get(*name)
-            && self.is_dir(old)
-            && matches!(node.kind, Kind::Dir(_))
-        {
-            self.update_dir(old, node)?;
-            return Ok(old);
+        let new_is_dir = matches!(node.kind, Kind::Dir(_));
+        let new_is_whiteout = matches!(node.kind, Kind::Whiteout);
+        if let Some(&old) = self.children(dir)?.get(*name) {
+            match (&self.nodes[old].kind, new_is_dir, new_is_whiteout) {
+                (Kind::Dir(_), true, _) => {
+                    self.update_dir(old, node)?;
+                    return Ok(old);
+                }
+                (Kind::Dir(_), _, true) => {
+                    self.nodes[old].xattrs.set(OPAQUE, b"y")?;
+                    return Ok(old);
+                }
+                (Kind::Whiteout, true, _) => node.xattrs.set(OPAQUE, b"y")?,
+                (Kind::Whiteout, _, _) => {}
+                (_, _, true) => return Ok(old),
+                _ => {}
+            }
         }
         let id = self.push(node);
         self.children(dir)?.insert(name.to_vec(), id);
@@ -203,8 +240,10 @@ impl Tree {
             dir = *self.children(dir).map_err(|_| bad())?.get(*part).ok_or_else(bad)?;
         }
         let id = *self.children(dir).map_err(|_| bad())?.get(*tname).ok_or_else(bad)?;
-        if matches!(self.nodes[id].kind, Kind::Dir(_)) {
-            return Err(bad());
+        match self.nodes[id].kind {
+            Kind::Dir(_) => return Err(bad()),
+            Kind::Whiteout => return Err(TreeError::HardlinkToWhiteout(String::from_utf8_lossy(target).into_owned())),
+            _ => {}
         }
         let (name, parents) = parts.split_last().ok_or_else(bad)?;
         let dir = self.dir(parents)?;
@@ -278,5 +317,51 @@ mod tests {
         let Kind::Dir(children) = &tree.nodes[x].kind else { panic!() };
         assert_eq!(children[&b"h"[..]], a);
         assert_eq!(tree.nodes[x].meta, Meta::IMPLIED_DIR);
+    }
+
+    fn whiteout() -> Node {
+        Node { meta: Meta { mode: S_IFCHR, ..Meta::IMPLIED_DIR }, xattrs: Xattrs::default(), kind: Kind::Whiteout }
+    }
+
+    fn opaque(tree: &Tree, id: NodeId) -> bool {
+        let mut marker = tree.nodes[id].xattrs.clone();
+        marker.set(OPAQUE, b"y").unwrap();
+        tree.nodes[id].xattrs == marker
+    }
+
+    #[test]
+    fn a_whiteout_hides_only_lower_layers() {
+        // Whiteout first: the directory replaces it, opaque.
+        let mut tree = Tree::new();
+        tree.insert(&[b"d"], whiteout()).unwrap();
+        let d = tree.insert(&[b"d"], dir(0o750)).unwrap();
+        assert!(tree.is_dir(d) && opaque(&tree, d));
+        // Whiteout last: the directory stays, with its children, opaque.
+        let mut tree = Tree::new();
+        tree.insert(&[b"d", b"new"], file()).unwrap();
+        let d = tree.dir(&[b"d"]).unwrap();
+        assert_eq!(tree.insert(&[b"d"], whiteout()).unwrap(), d);
+        assert!(opaque(&tree, d));
+        let Kind::Dir(children) = &tree.nodes[d].kind else { panic!() };
+        assert!(children.contains_key(&b"new"[..]));
+        // A whited-out name used as a parent: an implied opaque directory.
+        let mut tree = Tree::new();
+        tree.insert(&[b"e"], whiteout()).unwrap();
+        tree.insert(&[b"e", b"new"], file()).unwrap();
+        let e = tree.dir(&[b"e"]).unwrap();
+        assert!(opaque(&tree, e));
+        // A file, in either order, stays, without a marker.
+        let mut tree = Tree::new();
+        let f = tree.insert(&[b"f"], file()).unwrap();
+        assert_eq!(tree.insert(&[b"f"], whiteout()).unwrap(), f);
+        assert!(!tree.is_whiteout(f));
+        tree.insert(&[b"g"], whiteout()).unwrap();
+        let g = tree.insert(&[b"g"], file()).unwrap();
+        assert!(!tree.is_whiteout(g) && tree.nodes[g].xattrs == Xattrs::default());
+        // A hardlink to a whiteout is refused.
+        assert!(matches!(tree.hardlink(&[b"h"], b"d"), Err(TreeError::BadHardlink(_))));
+        let mut tree = Tree::new();
+        tree.insert(&[b"w"], whiteout()).unwrap();
+        assert!(matches!(tree.hardlink(&[b"h"], b"w"), Err(TreeError::HardlinkToWhiteout(_))));
     }
 }

@@ -116,7 +116,10 @@ fn tree_error(path: &[u8], e: TreeError) -> Error {
     match e {
         TreeError::DotDot | TreeError::NameTooLong | TreeError::Nul => entry::invalid_path(path, e),
         TreeError::Xattr(e) => entry::xattr_error(path, e),
-        TreeError::NotADirectory | TreeError::BadHardlink(_) | TreeError::RootNotDir => entry::malformed(path, e),
+        TreeError::NotADirectory
+        | TreeError::BadHardlink(_)
+        | TreeError::HardlinkToWhiteout(_)
+        | TreeError::RootNotDir => entry::malformed(path, e),
     }
 }
 
@@ -198,7 +201,7 @@ impl Writer<'_> {
                 let node = Node {
                     meta: Meta { mode: tree::S_IFCHR, ..meta },
                     xattrs: Xattrs::default(),
-                    kind: Kind::Special { rdev: 0 },
+                    kind: Kind::Whiteout,
                 };
                 self.tree.insert(&target, node).map_err(tree_err)?;
                 return Ok(());
@@ -448,6 +451,7 @@ impl Writer<'_> {
                     },
                 },
                 Kind::Special { rdev } => Plan { layout: DataLayout::FlatPlain, size: 0, i_u: *rdev, inline: 0 },
+                Kind::Whiteout => Plan { layout: DataLayout::FlatPlain, size: 0, i_u: 0, inline: 0 },
             };
             plans.insert(id, plan);
         }
@@ -556,7 +560,7 @@ impl Writer<'_> {
                         }
                     }
                     Kind::Data(d) => tails.read_exact_at(inline, d.tail_offset)?,
-                    Kind::Special { .. } => {}
+                    Kind::Special { .. } | Kind::Whiteout => {}
                 }
             }
         }

@@ -125,39 +125,72 @@ fn gnu_tar_layers_with_long_names() {
     }
 }
 
-#[test]
-fn whiteouts_and_opaque_dirs_work_in_overlayfs() {
+/// `layers` (lowest first) converted, mounted, and stacked with overlayfs;
+/// `then` sees the merged directory. Fails when a mount is not permitted.
+fn overlay(layers: &[&str], then: impl FnOnce(&Path)) {
     let dir = scratch();
     let mut mounts = Vec::new();
     let mut lowers = Vec::new();
-    for name in ["lower", "upper"] {
-        let image = dir.path().join(format!("{name}.erofs"));
-        convert(&layers().join(format!("{name}.tar")), &image).unwrap();
-        let target = dir.path().join(name);
+    for (i, name) in layers.iter().enumerate() {
+        let image = dir.path().join(format!("{i}.erofs"));
+        convert(&self::layers().join(name), &image).unwrap_or_else(|e| panic!("{name}: {e}"));
+        run(Command::new("fsck.erofs").arg(&image));
+        let target = dir.path().join(format!("{i}"));
         std::fs::create_dir(&target).unwrap();
-        match Mount::new(&["-t", "erofs", "-o", "loop,ro", image.to_str().unwrap()], &target) {
-            Some(m) => mounts.push(m),
-            None => return eprintln!("note: mounting EROFS is not permitted here; overlayfs check skipped"),
-        }
-        lowers.push(target);
+        let mount = Mount::new(&["-t", "erofs", "-o", "loop,ro", image.to_str().unwrap()], &target);
+        mounts.push(mount.expect("mount -t erofs -o loop (needs root and the erofs module)"));
+        lowers.push(target.display().to_string());
     }
     let merged = dir.path().join("merged");
     std::fs::create_dir(&merged).unwrap();
-    let lowerdir = format!("lowerdir={}:{}", lowers[1].display(), lowers[0].display());
-    let Some(overlay) = Mount::new(&["-t", "overlay", "overlay", "-o", &lowerdir], &merged) else {
-        return eprintln!("note: overlayfs is not permitted here; overlay check skipped");
-    };
-    let read = |p: &str| std::fs::read_to_string(merged.join(p)).ok();
-    assert_eq!(read("a/keep").as_deref(), Some("keep"));
-    assert_eq!(read("a/gone"), None, "the whiteout hides the lower file");
-    assert!(!merged.join("a/gone").exists());
-    assert_eq!(read("opq/new").as_deref(), Some("new"));
-    assert_eq!(read("opq/old"), None, "the opaque directory hides lower children");
-    assert_eq!(read("same").as_deref(), Some("upper"));
-    let mut names: Vec<_> = std::fs::read_dir(merged.join("opq")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    names.sort();
-    assert_eq!(names, ["new"]);
+    lowers.reverse();
+    let lowerdir = format!("lowerdir={}", lowers.join(":"));
+    let overlay = Mount::new(&["-t", "overlay", "overlay", "-o", &lowerdir], &merged);
+    let overlay = overlay.expect("mount -t overlay (needs root and overlayfs)");
+    then(&merged);
     drop(overlay);
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_work_in_overlayfs() {
+    overlay(&["lower.tar", "upper.tar"], |merged| {
+        let read = |p: &str| std::fs::read_to_string(merged.join(p)).ok();
+        assert_eq!(read("a/keep").as_deref(), Some("keep"));
+        assert_eq!(read("a/gone"), None, "the whiteout hides the lower file");
+        assert!(!merged.join("a/gone").exists());
+        assert_eq!(read("opq/new").as_deref(), Some("new"));
+        assert_eq!(read("opq/old"), None, "the opaque directory hides lower children");
+        assert_eq!(read("same").as_deref(), Some("upper"));
+        assert_eq!(names(&merged.join("opq")), ["new"]);
+    });
+}
+
+#[test]
+fn a_whiteout_and_a_re_creation_in_the_same_layer() {
+    // Whichever comes first, the layer's own entries stay: the directory
+    // hides everything below it, the files replace the lower entries.
+    for upper in ["same-wh-first.tar", "same-wh-last.tar"] {
+        overlay(&["same-lower.tar", upper], |merged| {
+            let read = |p: &str| std::fs::read_to_string(merged.join(p)).ok();
+            assert_eq!(names(&merged.join("d")), ["new"], "{upper}");
+            assert_eq!(read("d/new").as_deref(), Some("new"), "{upper}");
+            assert!(!merged.join("d/sub").exists(), "{upper}");
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(merged.join("d")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o750, "{upper}: the directory's own metadata");
+            assert_eq!(names(&merged.join("e")), ["new"], "{upper}: implied directory over a whiteout");
+            assert_eq!(read("f").as_deref(), Some("upper"), "{upper}");
+            assert_eq!(read("g").as_deref(), Some("file over a directory"), "{upper}");
+            assert_eq!(names(merged), ["d", "e", "f", "g"], "{upper}");
+        });
+    }
 }
 
 #[test]
