@@ -50,6 +50,15 @@ pub struct Entry {
     /// Mode holds permission bits only (no type).
     pub meta: Meta,
     pub xattrs: Xattrs,
+    /// Overlayfs-private xattrs the entry carried, left out of `xattrs`.
+    pub dropped_xattrs: Vec<String>,
+}
+
+/// Whether `name` is an xattr overlayfs keeps for itself (`trusted.overlay.*`,
+/// or `user.overlay.*` under the `userxattr` mount option): opaque,
+/// redirect, metacopy, origin, whiteout markers a layer must not forge.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
 /// The path to report for `entry`: PAX sparse files carry theirs in
@@ -115,6 +124,7 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
         (0, 0)
     };
     let mut xattrs = Xattrs::default();
+    let mut dropped_xattrs = Vec::new();
     let mut sparse = Sparse::default();
     if let Some(pax) = entry.pax_extensions().map_err(|e| malformed(&path, format!("PAX header: {e}")))? {
         for ext in pax {
@@ -141,6 +151,12 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
                 "GNU.sparse.realsize" => sparse.real_size = Some(number("GNU.sparse.realsize")?),
                 _ => {
                     if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        if is_overlay_xattr(name) {
+                            if !dropped_xattrs.iter().any(|n| n == name) {
+                                dropped_xattrs.push(name.to_string());
+                            }
+                            continue;
+                        }
                         xattrs.set(name, ext.value_bytes()).map_err(|e| xattr_error(&path, e))?;
                     } else if key.starts_with("GNU.sparse.") && key != "GNU.sparse.name" {
                         sparse.old_format = true;
@@ -196,7 +212,7 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>, path: Vec<u8>) -> Result<En
         tar::EntryType::Fifo => What::Fifo,
         other => return Err(unsupported(&path, format!("tar entry type {:?}", other.as_byte() as char))),
     };
-    Ok(Entry { path, what, meta, xattrs })
+    Ok(Entry { path, what, meta, xattrs, dropped_xattrs })
 }
 
 /// The `GNU.sparse.*` records of an entry.

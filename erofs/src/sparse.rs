@@ -47,6 +47,11 @@ pub fn validate(map: Vec<(u64, u64)>, size: u64) -> io::Result<Vec<(u64, u64)>> 
     Ok(out)
 }
 
+/// Most segments a PAX 1.0 map may declare: as many as the extension blocks
+/// of an old GNU entry can hold ([`MAX_EXT_BYTES`], 21 per 512 bytes), plus
+/// the header's 4.
+pub const MAX_SEGMENTS: u64 = (MAX_EXT_BYTES as u64 / 512) * 21 + 4;
+
 /// Reads the map of a PAX 1.0 entry from the start of its data (`inner`);
 /// the segments' bytes follow in `inner`. `real_size` is
 /// `GNU.sparse.realsize`.
@@ -64,7 +69,13 @@ pub fn read_pax_map<R: Read>(inner: &mut R, real_size: u64) -> io::Result<Vec<(u
                     let n = digits.parse::<u64>().map_err(|_| invalid("number out of range"))?;
                     digits.clear();
                     match wanted {
-                        None => wanted = Some(n.checked_mul(2).ok_or_else(|| invalid("too many segments"))?),
+                        None if n > MAX_SEGMENTS => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::Unsupported,
+                                format!("PAX sparse file of {n} segments (at most {MAX_SEGMENTS})"),
+                            ));
+                        }
+                        None => wanted = Some(n * 2),
                         Some(_) => numbers.push(n),
                     }
                     if wanted == Some(numbers.len() as u64) {
@@ -248,6 +259,8 @@ mod tests {
         assert!(read_pax_map(&mut &entry("2\n4\n1\n0\n1\n", b"ab")[..], 9).is_err(), "out of order");
         assert!(read_pax_map(&mut &entry("1\nx\n", b"")[..], 9).is_err());
         assert!(read_pax_map(&mut &b"3\n"[..], 9).is_err(), "short map");
+        let many = read_pax_map(&mut &entry("99999999999\n", b"")[..], 9).unwrap_err();
+        assert_eq!(many.kind(), io::ErrorKind::Unsupported, "{many}");
     }
 
     #[test]

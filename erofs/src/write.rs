@@ -10,7 +10,7 @@ use crate::layout::{
 use crate::sparse::{self, Tap};
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::{Shared, Xattrs};
-use crate::{Error, Options, Summary};
+use crate::{Error, MAX_DEPTH, MAX_NOTES, Note, Options, Summary};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -42,6 +42,8 @@ pub(crate) fn write_with<R: Read>(
         chunk_maps: Vec::new(),
         sparse_data: 0,
         sparse_waste: 0,
+        notes: Vec::new(),
+        more_notes: 0,
     };
     writer.data.get_mut().seek(SeekFrom::Start(BLOCK_SIZE))?;
     writer.read_tar(tar)?;
@@ -64,6 +66,9 @@ struct Writer<'a> {
     /// Data of the sparse files so far, and what they took beyond it.
     sparse_data: u64,
     sparse_waste: u64,
+    /// What was dropped (the first [`MAX_NOTES`]), and how much more.
+    notes: Vec<Note>,
+    more_notes: u64,
 }
 
 /// Largest file stored: 2^44 bytes (16 TiB).
@@ -174,8 +179,21 @@ impl Writer<'_> {
     ) -> Result<(), Error> {
         let path = &entry.path[..];
         let parts = Tree::components(path).map_err(|e| tree_error(path, e))?;
+        if parts.len() > MAX_DEPTH {
+            return Err(entry::invalid_path(path, format!("path deeper than {MAX_DEPTH} directories")));
+        }
         let tree_err = |e: TreeError| tree_error(path, e);
         let meta = entry.meta;
+        let lossy = || String::from_utf8_lossy(path).into_owned();
+        for name in &entry.dropped_xattrs {
+            self.note(Note::OverlayXattr { path: lossy(), name: name.clone() });
+        }
+        // containerd ignores every entry that resolves to the root; a
+        // directory there gives the root its metadata.
+        if parts.is_empty() && !matches!(entry.what, What::Dir | What::Skip) {
+            self.note(Note::RootEntry { path: lossy() });
+            return Ok(());
+        }
 
         // Whiteouts (containerd: `.wh..wh.*` other than the opaque marker
         // are aufs metadata, skipped).
@@ -194,6 +212,10 @@ impl Writer<'_> {
             if let Some(hidden) = name.strip_prefix(b".wh.") {
                 if hidden.is_empty() {
                     return Err(entry::invalid_path(path, "whiteout without a name"));
+                }
+                // containerd refuses these too ("invalid whiteout name").
+                if hidden == b"." || hidden == b".." {
+                    return Err(entry::invalid_path(path, "whiteout of . or .. (its own directory or the parent)"));
                 }
                 let mut target = parts.clone();
                 let last = target.len() - 1;
@@ -228,7 +250,10 @@ impl Writer<'_> {
             }
             What::SparseFile { real_size } => {
                 size_cap(real_size)?;
-                let map = sparse::read_pax_map(content, real_size)?;
+                let map = sparse::read_pax_map(content, real_size).map_err(|e| match e.kind() {
+                    io::ErrorKind::Unsupported => entry::unsupported(path, e),
+                    _ => e.into(),
+                })?;
                 node(tree::S_IFREG, Kind::Data(self.stream_sparse(content, real_size, &map, path)?))
             }
             What::GnuSparse { real_size } => {
@@ -248,9 +273,6 @@ impl Writer<'_> {
                 node(tree::S_IFLNK, Kind::Data(self.stream(&mut &target[..], target.len() as u64, &entry.xattrs)?))
             }
             What::Hardlink(target) => {
-                if parts.is_empty() {
-                    return Err(entry::invalid_path(path, "a hardlink cannot be the root"));
-                }
                 return self.tree.hardlink(&parts, &target).map_err(tree_err);
             }
             What::Device { is_block, major, minor } => {
@@ -371,6 +393,15 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Records `note`, or counts it past [`MAX_NOTES`].
+    fn note(&mut self, note: Note) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(note);
+        } else {
+            self.more_notes += 1;
+        }
+    }
+
     fn block_addr(&self, block: u64) -> Result<u32, Error> {
         u32::try_from(block).map_err(|_| Error::TooLarge)
     }
@@ -382,6 +413,7 @@ impl Writer<'_> {
         let tails = self.tails.into_inner().map_err(|e| e.into_error())?;
         let tree = self.tree;
         let chunk_maps = self.chunk_maps;
+        let (notes, more_notes) = (self.notes, self.more_notes);
 
         // Reachable inodes in depth-first order (root first), and link counts.
         let mut order: Vec<NodeId> = Vec::new();
@@ -587,7 +619,14 @@ impl Writer<'_> {
         out.write_all_at(&block0, 0)?;
         let bytes = total_blocks as u64 * BLOCK_SIZE;
         out.set_len(bytes)?;
-        Ok(Summary { inodes: order.len() as u64, bytes, entries: self.entries, file_bytes: self.file_bytes })
+        Ok(Summary {
+            inodes: order.len() as u64,
+            bytes,
+            entries: self.entries,
+            file_bytes: self.file_bytes,
+            notes,
+            more_notes,
+        })
     }
 }
 
