@@ -1,4 +1,5 @@
-//! `msb`: see `msb --help`. Exit codes: 0 success, 1 failure, 2 bad usage.
+//! `msb`: see `msb --help`. Exit codes: 0 success, 1 failure, 2 bad usage,
+//! 130 and 143 interrupted by SIGINT and SIGTERM (nothing left in `tmp/`).
 
 mod cli;
 
@@ -8,13 +9,35 @@ use std::process::ExitCode;
 const MAX_ERROR: usize = 1000;
 
 fn main() -> ExitCode {
-    match cli::run() {
+    if let Err(error) = exit_on_signals() {
+        eprintln!("error: cannot handle SIGINT and SIGTERM: {error}");
+        return ExitCode::FAILURE;
+    }
+    let result = cli::run();
+    // This process's tmp/ directory goes; if a signal arrived meanwhile,
+    // this waits for its handler to exit with 130 or 143 instead.
+    msb::store::release_process_tmp();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGINT and SIGTERM are handled on a thread of their own: it waits for a
+/// commit in progress, removes this process's staging and spool files, and
+/// exits with 128 + the signal (130, 143).
+fn exit_on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            msb::store::exit_on_signal(signal);
+        }
+    })?;
+    Ok(())
 }
 
 /// Errors are one line, whatever bytes an archive put into them: control

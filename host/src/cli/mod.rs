@@ -1,6 +1,7 @@
 //! Command-line interface: parsing and wiring; the work lives in the
 //! library modules.
 
+mod check;
 mod images;
 mod layer;
 mod load;
@@ -46,6 +47,8 @@ enum Command {
     Rmi(store::RmiArgs),
     /// Delete blobs and EROFS layers no image uses.
     Gc(store::GcArgs),
+    /// Verify every blob, EROFS layer, record and ref; --repair removes what fails.
+    Check(check::Args),
     /// Convert one layer tar (file or stdin) to an EROFS image.
     Layer(layer::Args),
 }
@@ -73,6 +76,7 @@ pub fn run() -> Result<()> {
         Command::Tag(args) => store::tag(&open_store(&home)?, args),
         Command::Rmi(args) => store::rmi(&open_store(&home)?, args),
         Command::Gc(args) => store::gc(&open_store(&home)?, args),
+        Command::Check(args) => check::run(&open_store(&home)?, args),
         Command::Layer(args) => layer::run(args),
     }
 }

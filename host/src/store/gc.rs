@@ -9,9 +9,6 @@ use crate::oci;
 use crate::reference::Reference;
 use std::collections::BTreeSet;
 
-/// How old a `tmp/` entry must be before `gc` takes it for a crash's leftover.
-const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
 /// Everything one image (manifest or index) needs in the store.
 #[derive(Debug, Default)]
 pub struct Closure {
@@ -28,7 +25,9 @@ pub struct GcReport {
     pub blobs: usize,
     /// EROFS files removed.
     pub layers: usize,
-    /// Bytes freed.
+    /// Layer records removed with their blobs.
+    pub records: usize,
+    /// Bytes freed (tmp/ included).
     pub bytes: u64,
 }
 
@@ -37,24 +36,27 @@ impl Store {
     /// the store lacks (platforms not loaded) are skipped.
     pub fn closure(&self, entry: &IndexEntry) -> Result<Closure, StoreError> {
         let mut closure = Closure::default();
-        self.walk(&entry.digest, &entry.media_type, &mut closure, 0)?;
+        self.walk(&entry.digest, &mut closure, 0)?;
         Ok(closure)
     }
 
-    fn walk(&self, digest: &Digest, media_type: &str, closure: &mut Closure, depth: usize) -> Result<(), StoreError> {
+    /// Walks what `digest` reaches. Whether it is an index or a manifest is
+    /// decided by parsing it, never by a descriptor's label.
+    fn walk(&self, digest: &Digest, closure: &mut Closure, depth: usize) -> Result<(), StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt { path: self.blob_path(digest), reason };
         if depth > 8 || !closure.blobs.insert(digest.clone()) {
             return Ok(());
         }
         let bytes = self.read_blob(digest, MAX_JSON)?;
-        if oci::is_index(media_type) {
-            let index: oci::Index = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            for child in index.manifests.iter().filter(|d| self.blob_path(&d.digest).exists()) {
-                self.walk(&child.digest, &child.media_type, closure, depth + 1)?;
+        let manifest = match oci::Document::parse(&bytes, None).map_err(corrupt)? {
+            oci::Document::Index(index, _) => {
+                for child in index.manifests.iter().filter(|d| self.blob_path(&d.digest).exists()) {
+                    self.walk(&child.digest, closure, depth + 1)?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let manifest: oci::Manifest = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            oci::Document::Manifest(manifest, _) => manifest,
+        };
         closure.blobs.insert(manifest.config.digest.clone());
         closure.blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
         // An attestation's config is no image config: it has no EROFS layers.
@@ -68,6 +70,7 @@ impl Store {
     /// Names the image `name` resolves to also `new`. Returns the entry.
     pub fn tag(&self, name: &str, new: &Reference) -> Result<IndexEntry, StoreError> {
         let _lock = self.lock()?;
+        let _critical = super::critical();
         let source = self.resolve(name)?.entry;
         let entry = IndexEntry { reference: Some(new.clone()), ..source };
         index::write(self, &index::merge(index::read(self)?, vec![entry.clone()]))?;
@@ -79,6 +82,7 @@ impl Store {
     /// when it has more than one. Returns the entries removed.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<IndexEntry>, StoreError> {
         let _lock = self.lock()?;
+        let _critical = super::critical();
         let target = self.resolve(name)?;
         let entries = index::read(self)?;
         let by_ref = name.parse::<Reference>().ok().filter(|r| target.entry.reference.as_ref() == Some(r));
@@ -98,8 +102,8 @@ impl Store {
         Ok(removed)
     }
 
-    /// Deletes every blob and EROFS file no ref reaches, and what crashed
-    /// commands left in `tmp/` more than a day ago.
+    /// Deletes every blob and EROFS file no ref reaches, the records of
+    /// blobs that are gone, and whatever in `tmp/` no live process holds.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let _lock = self.lock()?;
         let mut live = Closure::default();
@@ -116,13 +120,16 @@ impl Store {
                 report.blobs += 1;
             }
         }
-        let tmp = self.tmp_dir();
-        for (_, path) in list(&tmp)? {
-            let age = path.symlink_metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-            if age.is_some_and(|age| age > STALE_TMP) {
-                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        // Records are no roots: one whose blob is gone goes too.
+        let records = self.records_dir();
+        for (name, path) in list(&records)? {
+            let blob = name.strip_suffix(".json").and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+            if !blob.is_some_and(|d| self.blob_path(&d).exists()) {
+                report.bytes += remove(&path)?;
+                report.records += 1;
             }
         }
+        report.bytes += super::tmp::remove_dead(&self.tmp_root())?;
         let layers = self.layers_dir();
         for (name, path) in list(&layers)? {
             let diff_id = name.strip_suffix(".erofs").and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());

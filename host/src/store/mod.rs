@@ -6,18 +6,22 @@
 //! oci/                    an OCI image layout: oci-layout, index.json, blobs/sha256/
 //! layers/<diff_id>.erofs  one EROFS image per layer
 //! plugins/                installed decoders; plugins/cache/ compiled ones
-//! tmp/                    staging; a load's files are renamed out of here
+//! tmp/                    one dir per live process (flock-tied): staging, spools
 //! ```
 
+mod check;
 mod gc;
 mod index;
 mod stage;
+mod tmp;
 mod view;
 
 pub use crate::oci::Platform;
+pub use check::{CheckReport, Problem};
 pub use gc::{Closure, GcReport};
 pub use index::IndexEntry;
 pub use stage::Staging;
+pub use tmp::{critical, exit_on_signal, release_process_tmp};
 pub use view::{ImageView, LayerView};
 
 use crate::digest::Digest;
@@ -66,15 +70,18 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 /// An open store.
 pub struct Store {
     root: PathBuf,
+    tmp: PathBuf,
 }
 
 impl Store {
     /// Opens the store at `root`, creating it if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let store = Store { root: root.to_path_buf() };
-        for dir in [store.blobs_dir(), store.layers_dir(), store.tmp_dir(), store.plugins_dir()] {
+        let mut store = Store { root: root.to_path_buf(), tmp: PathBuf::new() };
+        for dir in [store.blobs_dir(), store.layers_dir(), store.tmp_root(), store.plugins_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
+        store.tmp = tmp::process_dir(&store.tmp_root())?;
+        tmp::remove_dead(&store.tmp_root())?;
         store.check_version()?;
         let layout = store.oci_dir().join("oci-layout");
         if !layout.exists() {
@@ -130,8 +137,15 @@ impl Store {
         self.root.join("layers")
     }
 
-    /// Staging area; same file system as everything else, so renames are atomic.
+    /// This process's scratch directory in `tmp/`, removed when the process
+    /// ends (see `tmp.rs`); same file system as everything else, so renames
+    /// out of it are atomic.
     pub fn tmp_dir(&self) -> PathBuf {
+        self.tmp.clone()
+    }
+
+    /// `tmp/`: every process's scratch directory.
+    fn tmp_root(&self) -> PathBuf {
         self.root.join("tmp")
     }
 

@@ -1,6 +1,9 @@
-//! Staging a change under `tmp/` and committing it: files renamed into
-//! place first, `index.json` (the refs) last, under the store lock. A change
-//! that is dropped uncommitted leaves no trace.
+//! Staging a change in this process's directory under `tmp/` and committing
+//! it: files renamed into place first, `index.json` (the refs) last, under
+//! the store lock. A change that is dropped uncommitted leaves no trace; one
+//! whose process is killed leaves a directory the next command removes, and
+//! one whose process gets SIGINT or SIGTERM is removed before it exits (see
+//! `tmp.rs`).
 
 use super::index::{self, IndexEntry};
 use super::{Store, StoreError, io_err};
@@ -81,6 +84,8 @@ impl<'s> Staging<'s> {
     /// so one already there is kept), then `entries` merged into the refs.
     pub fn commit(self, entries: Vec<IndexEntry>) -> Result<(), StoreError> {
         let _lock = self.store.lock()?;
+        // A SIGINT or SIGTERM now waits until the refs are written.
+        let _critical = super::critical();
         let required = self.required.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(gone) = required.iter().find(|p| !p.exists()) {
             return Err(StoreError::Corrupt {
