@@ -11,7 +11,11 @@
 //! only metadata (and small-file tails, in a temporary file) is kept until
 //! the end, when directories, inodes and the superblock are written. See
 //! `README.md` for what is guaranteed and what is refused.
+//!
+//! [`check`] verifies an EROFS image (this writer's, or `mkfs.erofs`'s
+//! without compression) the way `fsck.erofs` does.
 
+mod check;
 mod dir;
 mod entry;
 mod layout;
@@ -20,6 +24,7 @@ mod tree;
 mod write;
 mod xattr;
 
+pub use check::{CheckError, CheckSummary, check};
 pub use xattr::XattrError;
 
 use std::io::{self, Read};

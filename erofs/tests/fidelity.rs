@@ -44,6 +44,12 @@ fn convert(tar: &Path, out: &Path) -> Result<msb_erofs::Summary, msb_erofs::Erro
     write_layer(File::open(tar).unwrap(), &mut File::create(out).unwrap(), &Options::default())
 }
 
+/// msb's own checker accepts `image`.
+fn self_check(image: &Path) {
+    let summary = msb_erofs::check(&mut File::open(image).unwrap());
+    summary.unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+}
+
 /// A read-only mount, unmounted on drop.
 struct Mount(PathBuf);
 
@@ -67,6 +73,7 @@ fn check(tar: &Path) {
     let image = dir.path().join("layer.erofs");
     convert(tar, &image).unwrap_or_else(|e| panic!("{}: {e}", tar.display()));
     run(Command::new("fsck.erofs").arg(&image));
+    self_check(&image);
     let tree = dir.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
     let image_arg = image.to_str().unwrap();
@@ -135,6 +142,7 @@ fn overlay(layers: &[&str], then: impl FnOnce(&Path)) {
         let image = dir.path().join(format!("{i}.erofs"));
         convert(&self::layers().join(name), &image).unwrap_or_else(|e| panic!("{name}: {e}"));
         run(Command::new("fsck.erofs").arg(&image));
+        self_check(&image);
         let target = dir.path().join(format!("{i}"));
         std::fs::create_dir(&target).unwrap();
         let mount = Mount::new(&["-t", "erofs", "-o", "loop,ro", image.to_str().unwrap()], &target);
@@ -316,6 +324,7 @@ fn sparse_roundtrip(size: u64, marks: &[(u64, &[u8])], holes: &[u64], max_image:
         assert_eq!(summary.file_bytes, size + 21, "the sparse file's apparent size, and `after`");
         assert!(summary.bytes <= max_image, "{label}: image of {} bytes", summary.bytes);
         run(Command::new("fsck.erofs").arg(&image));
+        self_check(&image);
         let again = dir.path().join(format!("{label}-again.erofs"));
         convert(&tar, &again).unwrap();
         assert_eq!(std::fs::read(&image).unwrap(), std::fs::read(&again).unwrap(), "{label}: deterministic");

@@ -1,7 +1,7 @@
 //! Hostile layer tars (`fixtures/make_hostile.py`): names and markers that
 //! would make an invalid image or forge overlay state. Each gives either a
-//! one-line error naming the entry, or an image `fsck.erofs` accepts, with
-//! what was dropped reported as notes.
+//! one-line error naming the entry, or an image `fsck.erofs` and
+//! `msb_erofs::check` accept, with what was dropped reported as notes.
 
 use msb_erofs::{Options, write_layer};
 use std::fs::File;
@@ -102,6 +102,8 @@ fn convert(name: &str, dir: &Path) -> Result<(PathBuf, msb_erofs::Summary), msb_
 /// is one line naming the entry.
 fn verify(image: &Path) {
     run(Command::new("fsck.erofs").arg(image));
+    let mut file = File::open(image).unwrap();
+    msb_erofs::check(&mut file).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
 }
 
 #[test]
