@@ -25,7 +25,18 @@ fn main() {
         .map_err(msb_erofs::Error::from)
         .and_then(|mut out| msb_erofs::write_layer(tar, &mut out, &msb_erofs::Options::default()));
     match result {
-        Ok(summary) => println!("{summary:?}"),
+        Ok(summary) => {
+            for note in &summary.notes {
+                eprintln!("note: {input}: {note}");
+            }
+            if summary.more_notes > 0 {
+                eprintln!("note: {input}: {} more dropped", summary.more_notes);
+            }
+            println!(
+                "{} entries, {} inodes, {} bytes of files, image of {} bytes",
+                summary.entries, summary.inodes, summary.file_bytes, summary.bytes
+            );
+        }
         Err(e) => {
             eprintln!("error: {input}: {e}");
             std::process::exit(1);

@@ -77,10 +77,10 @@ pub fn read<R: Read + Seek>(
                 b".." => Some(parent),
                 _ => None,
             };
-            if let Some(want) = want {
-                if entry.nid != want || entry.file_type != 2 {
-                    fail(format!("{shown:?} is nid {} (type {}), not directory {want}", entry.nid, entry.file_type))?;
-                }
+            if let Some(want) = want
+                && (entry.nid != want || entry.file_type != 2)
+            {
+                fail(format!("{shown:?} is nid {} (type {}), not directory {want}", entry.nid, entry.file_type))?;
             }
             entries.push(entry);
         }
