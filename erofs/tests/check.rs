@@ -160,9 +160,58 @@ fn damaged_images_are_refused_naming_what_is_wrong() {
     refused(&bad, "(/ab): link count 1, but 2 found");
 }
 
+/// An image with a chunk-based (sparse) file: 64 MiB with data at both ends.
+fn sparse_image() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let size = (64u64 << 20).to_string();
+    b.append_pax_extensions([
+        ("GNU.sparse.major", &b"1"[..]),
+        ("GNU.sparse.minor", b"0"),
+        ("GNU.sparse.name", b"sparse"),
+        ("GNU.sparse.realsize", size.as_bytes()),
+    ])
+    .unwrap();
+    let mut data = format!("2\n0\n5000\n{}\n10\n", (64 << 20) - 10).into_bytes();
+    data.resize(512, 0);
+    data.extend(std::iter::repeat_n(b's', 5010));
+    b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64), "GNUSparseFile.0/sparse", &data[..])
+        .unwrap();
+    let tar = b.into_inner().unwrap();
+    let mut out = tempfile::tempfile().unwrap();
+    write_layer(&tar[..], &mut out, &Options::default()).unwrap();
+    let mut bytes = Vec::new();
+    use std::io::{Read, Seek};
+    out.seek(std::io::SeekFrom::Start(0)).unwrap();
+    out.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_chunk_based_file_passes_and_its_map_is_checked() {
+    let good = sparse_image();
+    let summary = checked(&good).unwrap();
+    assert_eq!((summary.files, summary.bytes_of_data), (1, 64 << 20));
+    // Point the first chunk past the image.
+    let meta = u32_at(&good, 1024 + 40) as usize * 4096;
+    let (dirents, _) = root_dirents(&good);
+    let nid = u64::from_le_bytes(good[dirents + 24..dirents + 32].try_into().unwrap()) as usize;
+    let inode = meta + nid * 32;
+    assert_eq!((good[inode] >> 1) & 7, 4, "chunk-based");
+    let map = (inode + if good[inode] & 1 == 1 { 64 } else { 32 }).next_multiple_of(4);
+    let mut bad = good.clone();
+    assert_eq!(u32_at(&bad, map), 1, "the first chunk is the first data block");
+    bad[map..map + 4].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    refused(&bad, "(/sparse): chunk 0: blocks 16777215..");
+}
+
 #[test]
 fn random_damage_never_panics() {
-    let good = image();
+    for good in [image(), sparse_image()] {
+        random_damage(good);
+    }
+}
+
+fn random_damage(good: Vec<u8>) {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
         state ^= state << 13;

@@ -85,6 +85,9 @@ pub fn check<R: Read + Seek>(image: &mut R) -> Result<CheckSummary, CheckError> 
     Walk { img, sb, seen: HashMap::new(), dirs: Vec::new(), summary: CheckSummary::default() }.run()
 }
 
+/// Longest path an error shows (longer ones lose their start).
+const MAX_PATH_SHOWN: usize = 1024;
+
 /// What the walk knows of an inode it reached.
 struct Seen {
     /// `i_nlink`, and the links found so far (directories: subdirectories).
@@ -107,15 +110,18 @@ struct Walk<'a, R> {
 }
 
 impl<R: Read + Seek> Walk<'_, R> {
-    /// The path of directory `index`, and of `name` in it if given.
+    /// The path of directory `index`, and of `name` in it if given (its
+    /// last [`MAX_PATH_SHOWN`] bytes or so, for a hostile image's depth).
     fn path(&self, index: usize, name: Option<&[u8]>) -> String {
         let mut parts: Vec<&[u8]> = name.into_iter().collect();
+        let mut len = parts.first().map_or(0, |p| p.len());
         let mut i = index;
-        while i != 0 {
+        while i != 0 && len <= MAX_PATH_SHOWN {
             parts.push(&self.dirs[i].2);
+            len += self.dirs[i].2.len() + 1;
             i = self.dirs[i].1;
         }
-        let mut path = String::new();
+        let mut path = if i != 0 { "…".to_string() } else { String::new() };
         for part in parts.iter().rev() {
             path.push('/');
             path.push_str(&String::from_utf8_lossy(part));

@@ -1,7 +1,7 @@
 //! The superblock (`struct erofs_super_block` at byte 1024): magic,
 //! checksum, block size, feature flags, and where the metadata is.
 
-use super::image::{Fault, Image, bad, u16_at, u32_at, u64_at};
+use super::image::{Fault, Image, bad, u16_at, u32_at};
 use std::io::{Read, Seek};
 
 const SUPER_OFFSET: u64 = 1024;
@@ -92,7 +92,6 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>) -> Result<SuperBlock, Fault>
     if b[90] != 0 {
         return Err(Fault::Unsupported(format!("directory blocks of 2^{} file system blocks", b[90])));
     }
-    let _inos = u64_at(&b, 16);
     let sb = SuperBlock {
         blkszbits,
         root_nid: u64::from(u16_at(&b, 14)),
