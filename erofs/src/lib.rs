@@ -55,7 +55,7 @@ pub struct Summary {
 }
 
 /// Deepest path accepted, in components: what `fsck.erofs` and other tools
-/// that recurse per directory can take (`fsck.erofs` 1.7 crashes near 650
+/// that recurse per directory can take (`fsck.erofs` 1.5 crashes near 650
 /// levels with an 8 MiB stack).
 pub const MAX_DEPTH: usize = 512;
 

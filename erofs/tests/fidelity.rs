@@ -202,6 +202,16 @@ fn a_whiteout_and_a_re_creation_in_the_same_layer() {
 }
 
 #[test]
+fn an_opaque_root_is_kept_and_overlayfs_ignores_it() {
+    // As under docker's overlay2 and containerd's overlayfs snapshotter:
+    // the marker is on the layer's root, which overlayfs does not hide
+    // lower layers for.
+    overlay(&["same-lower.tar", "root-opaque.tar"], |merged| {
+        assert_eq!(names(merged), ["d", "e", "f", "g", "upperfile"]);
+    });
+}
+
+#[test]
 fn refusals_are_clear() {
     let error = convert(&layers().join("dotdot.tar"), &scratch().path().join("x.erofs")).unwrap_err().to_string();
     assert_eq!(error, "../evil: path climbs out of the layer with ..");
