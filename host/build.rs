@@ -115,6 +115,9 @@ fn is_outer_build_var(key: &str) -> bool {
             | "NUM_JOBS"
             | "CARGO"
             | "CARGO_MAKEFLAGS"
+            // The plugins build with the toolchain rust-toolchain.toml pins
+            // (it has wasm32-wasip2), even under `cargo +nightly fuzz`.
+            | "RUSTUP_TOOLCHAIN"
             | "MAKEFLAGS"
             | "MFLAGS"
     )
