@@ -1,0 +1,98 @@
+//! A whole `msb load` of an arbitrary archive: the host's input, the REAL
+//! decoder components (the built-ins embedded in the msb library, or the
+//! hostile test decoder) in their wasmtime sandbox under low limits, the
+//! plan/verify step, layer import and commit, into a scratch store. Finds
+//! host↔guest boundary bugs: bad offsets, huge or nonsensical outputs,
+//! traps. Asserts no panic, and that a failed load says something and
+//! leaves the store as it was.
+//!
+//! The archive is raw bytes (seeds: real archives, compressed or not; the
+//! last byte picks the decoder) or a structured archive written as a tar.
+#![no_main]
+
+use msb::load::{LoadOptions, load};
+use msb::plugin::{Limits, Runtime};
+use msb::progress::Silent;
+use msb::store::Store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Built once per process: the runtime (engine, linker, compile cache)
+/// and a scratch directory for the store and the input.
+struct Env {
+    runtime: Arc<Runtime>,
+    scratch: tempfile::TempDir,
+    hostile: Option<PathBuf>,
+}
+
+/// The built-in decoders, by name, for `--plugin NAME`.
+const BUILT_IN: [&str; 4] = ["oci-layout", "docker-save", "docker-v1", "containers-dir"];
+
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let scratch = tempfile::Builder::new().prefix("msb-fuzz-runtime-").tempdir().expect("temp dir");
+        // Low limits: a spinning or hoarding decoder costs little per run.
+        let limits =
+            Limits { memory: 64 << 20, time: Duration::from_millis(200), read_bytes: 16 << 20, ..Limits::default() };
+        let runtime = Runtime::new(Some(scratch.path().join("cache")), limits).expect("runtime");
+        // Built by host/build.rs along with the built-ins.
+        let hostile =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/release/hostile.wasm");
+        let hostile = hostile.is_file().then_some(hostile);
+        Env { runtime, scratch, hostile }
+    })
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((bytes, choice)) = msb_fuzz::archive_file(data) else { return };
+    let env = env();
+    let input = env.scratch.path().join("input.tar");
+    std::fs::write(&input, &bytes).expect("write input");
+    let plugin = match choice & 0x7f {
+        c @ 3..=6 => Some(BUILT_IN[(c - 3) as usize].to_string()),
+        7 => env.hostile.as_ref().map(|p| p.display().to_string()),
+        _ => None,
+    };
+    let root = env.scratch.path().join("store");
+    let store = Store::open(&root).expect("open the scratch store");
+    let before = snapshot(&root);
+    let options = LoadOptions {
+        source: msb::input::Source::Path(input),
+        plugin,
+        platform: None,
+        all_platforms: choice & 0x80 != 0,
+        renames: Vec::new(),
+        tag: None,
+        // A few KB of compressed input may declare gigabytes.
+        max_layer_bytes: 64 << 20,
+    };
+    match load(&store, &env.runtime, &options, &Silent) {
+        // Start the next run from an empty store.
+        Ok(_) => std::fs::remove_dir_all(&root).expect("clear the scratch store"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(!message.trim().is_empty(), "an error says what is wrong: {e:?}");
+            assert_eq!(snapshot(&root), before, "a failed load changed the store: {message}");
+        }
+    }
+});
+
+/// Every file under `root` with its size.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, u64> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read store dir").flatten() {
+            let meta = entry.metadata().expect("stat");
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.insert(entry.path(), meta.len());
+            }
+        }
+    }
+    files
+}
