@@ -16,6 +16,7 @@
 pub mod digest;
 pub mod input;
 pub mod load;
+pub mod mount;
 pub mod oci;
 pub mod plugin;
 pub mod progress;

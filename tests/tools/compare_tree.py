@@ -132,20 +132,22 @@ def main():
             if key in w and w[key] != a[key] and w["type"] != "sym":
                 problems.append(f"{path}: {key} {a[key]:o}, tar says {w[key]:o}")
 
-    names = {}  # inode -> paths in the tree
+    # (device, inode) -> paths in the tree: an overlay of several layers
+    # gives each layer its own device, and inode numbers repeat across them.
+    names = {}
     for path in want:
         try:
             st = os.lstat(os.path.join(root, path))
         except FileNotFoundError:
             continue
         if not stat.S_ISDIR(st.st_mode):
-            names.setdefault(st.st_ino, []).append(path)
+            names.setdefault((st.st_dev, st.st_ino), []).append(path)
     for path, target in links:
         a, b = os.lstat(os.path.join(root, path)), os.lstat(os.path.join(root, target))
-        if a.st_ino != b.st_ino:
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
             problems.append(f"{path}: not a hardlink of {target}")
-        elif a.st_nlink != len(names.get(a.st_ino, [])):
-            problems.append(f"{path}: nlink {a.st_nlink}, {len(names[a.st_ino])} names in the tree")
+        elif a.st_nlink != len(names.get((a.st_dev, a.st_ino), [])):
+            problems.append(f"{path}: nlink {a.st_nlink}, {len(names[(a.st_dev, a.st_ino)])} names in the tree")
     present = set()
     for dirpath, dirnames, filenames in os.walk(root):
         for n in dirnames + filenames:

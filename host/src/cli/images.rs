@@ -1,7 +1,8 @@
 //! `msb images` and `msb inspect`.
 
 use super::Format;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use msb::oci;
 use msb::store::{ImageView, Store};
 use serde_json::json;
 
@@ -11,6 +12,10 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// One row per platform of a multi-platform index (each under the
+    /// index's ref), instead of the host platform's only.
+    #[arg(short, long)]
+    all: bool,
 }
 
 /// `msb inspect` arguments.
@@ -19,13 +24,24 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// Of a multi-platform index, show this platform's image
+    /// (os/arch[/variant]) instead of the host's.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
     /// A ref (`alpine`, `docker.io/library/alpine:latest`), an image ID
     /// (`sha256:<config digest>`) or a unique prefix of one.
     reference: String,
 }
 
 pub fn list(store: &Store, args: ListArgs) -> Result<()> {
-    let images = store.entries()?.iter().map(|e| ImageView::load(store, e)).collect::<Result<Vec<_>, _>>()?;
+    let mut images = Vec::new();
+    for entry in store.entries()? {
+        if args.all {
+            images.extend(ImageView::load_all(store, &entry)?);
+        } else {
+            images.push(ImageView::load(store, &entry)?);
+        }
+    }
     match args.format {
         Format::Json => {
             let list: Vec<_> = images
@@ -37,6 +53,7 @@ pub fn list(store: &Store, args: ListArgs) -> Result<()> {
                         "config_digest": i.config_digest,
                         "platform": i.platform.to_string(),
                         "size": i.size(),
+                        "index_digest": i.index_digest(),
                     })
                 })
                 .collect();
@@ -60,9 +77,11 @@ pub fn list(store: &Store, args: ListArgs) -> Result<()> {
 }
 
 pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
-    let image = store.resolve(&args.reference)?;
+    let platform = args.platform.as_deref().map(parse_platform).transpose()?;
+    let image = store.resolve_platform(&args.reference, platform.as_ref())?;
     let value = json!({
         "ref": image.entry.reference.as_ref().map(|r| r.to_string()),
+        "index_digest": image.index_digest(),
         "manifest_digest": image.manifest_digest,
         "config_digest": image.config_digest,
         "platform": image.platform.to_string(),
@@ -100,6 +119,11 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `os/arch[/variant]`, from a `--platform` argument.
+pub fn parse_platform(p: &str) -> Result<oci::Platform> {
+    oci::parse_platform(p).with_context(|| format!("--platform {p:?}: expected os/arch[/variant]"))
 }
 
 /// `12.3 MB`, like docker.

@@ -5,6 +5,7 @@ mod check;
 mod images;
 mod layer;
 mod load;
+mod mount;
 mod plugin;
 mod progress;
 mod store;
@@ -51,6 +52,10 @@ enum Command {
     Check(check::Args),
     /// Convert one layer tar (file or stdin) to an EROFS image.
     Layer(layer::Args),
+    /// Mount an image read-only (EROFS layers under an overlay) on a directory.
+    Mount(mount::MountArgs),
+    /// Undo `msb mount`: unmount the overlay and its layers.
+    Umount(mount::UmountArgs),
 }
 
 /// Output format.
@@ -78,6 +83,8 @@ pub fn run() -> Result<()> {
         Command::Gc(args) => store::gc(&open_store(&home)?, args),
         Command::Check(args) => check::run(&open_store(&home)?, args),
         Command::Layer(args) => layer::run(args),
+        Command::Mount(args) => mount::mount(&open_store(&home)?, args),
+        Command::Umount(args) => mount::umount(&open_store(&home)?, args),
     }
 }
 

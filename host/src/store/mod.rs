@@ -25,7 +25,6 @@ pub use tmp::{critical, exit_on_signal, release_process_tmp};
 pub use view::{ImageView, LayerView};
 
 use crate::digest::Digest;
-use crate::reference::Reference;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -189,35 +188,12 @@ impl Store {
         index::read(self)
     }
 
-    /// The entry `name` means: a ref (short or full), `sha256:<config
+    /// The image `name` means: a ref (short or full), `sha256:<config
     /// digest>`, or a unique prefix of a config digest's hex (like docker
-    /// image IDs).
+    /// image IDs), on any platform of an index. See
+    /// [`Store::resolve_platform`] to pick a platform.
     pub fn resolve(&self, name: &str) -> Result<ImageView, StoreError> {
-        let entries = self.entries()?;
-        if let Ok(reference) = name.parse::<Reference>() {
-            let full = reference.to_string();
-            if let Some(entry) = entries.iter().find(|e| e.reference.as_ref().is_some_and(|r| r.to_string() == full)) {
-                return ImageView::load(self, entry);
-            }
-        }
-        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(StoreError::NoSuchImage(name.to_string()));
-        }
-        let mut found: Option<ImageView> = None;
-        for entry in &entries {
-            let view = ImageView::load(self, entry)?;
-            if view.config_digest.hex().starts_with(&prefix.to_ascii_lowercase()) {
-                match &found {
-                    Some(f) if f.config_digest != view.config_digest => {
-                        return Err(StoreError::Ambiguous(name.to_string()));
-                    }
-                    Some(_) => {}
-                    None => found = Some(view),
-                }
-            }
-        }
-        found.ok_or_else(|| StoreError::NoSuchImage(name.to_string()))
+        self.resolve_platform(name, None)
     }
 
     /// Takes the store lock; released when the guard drops.
