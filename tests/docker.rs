@@ -210,3 +210,89 @@ fn an_extracted_docker_save_directory_loads() {
     assert!(stderr.starts_with("✓ Loaded alpine:3.20"), "{stderr}");
     assert_eq!(msb.inspect("alpine:3.20")["config_digest"], expected()["config"]);
 }
+
+/// `msb load ARGS`; returns (success, stderr).
+fn try_load(msb: &Msb, args: &[&str]) -> (bool, String) {
+    let out = msb.cmd(args).output().expect("run msb");
+    (out.status.success(), texts(&out).1)
+}
+
+#[test]
+fn docker25_whose_index_is_null_absent_or_empty_loads_from_manifest_json() {
+    let expected = expected();
+    for name in ["docker25-null-index.tar", "docker25-no-index.tar", "docker25-empty-index.tar"] {
+        let msb = Msb::new();
+        assert_eq!(load(&msb, name), "✓ Loaded alpine:3.20\n✓ Loaded mine:2", "{name}: no note either");
+        let image = msb.inspect("mine:2");
+        assert_eq!(image["config_digest"], expected["config"], "{name}");
+        assert_eq!(diff_ids(&image), strings(&expected["diff_ids"]), "{name}");
+        assert_eq!(msb.inspect("alpine:3.20")["manifest_digest"], image["manifest_digest"], "{name}");
+    }
+}
+
+#[test]
+fn docker25_whose_index_disagrees_loads_what_manifest_json_says_with_a_note() {
+    let expected = expected();
+    let msb = Msb::new();
+    let (ok, stderr) = try_load(&msb, &["load", "-i", &archive("docker25-disagreeing-index.tar")]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let notes: Vec<&&str> = lines.iter().filter(|l| l.starts_with("note: plugin docker-save: ")).collect();
+    assert!(
+        notes.iter().any(|l| l.contains("index.json disagrees with manifest.json")
+            && l.contains(expected["config"].as_str().unwrap())),
+        "{stderr}"
+    );
+    assert!(notes.iter().any(|l| l.contains("which manifest.json does not; skipping it")), "{stderr}");
+    assert!(lines.ends_with(&["✓ Loaded alpine:3.20", "✓ Loaded mine:2"]), "{stderr}");
+    for name in ["alpine:3.20", "mine:2"] {
+        let image = msb.inspect(name);
+        assert_eq!(image["config_digest"], expected["config"], "{name}: manifest.json's image");
+        assert_ne!(image["manifest_digest"], expected["disagreeing_index_manifest"], "{name}");
+    }
+    // -q: no note, nothing at all.
+    let quiet = Msb::new();
+    let (ok, stderr) = try_load(&quiet, &["load", "-q", "-i", &archive("docker25-disagreeing-index.tar")]);
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn a_config_named_by_a_wrong_digest_loads_under_the_digest_of_its_bytes() {
+    let msb = Msb::new();
+    assert_eq!(load(&msb, "wrong-config-name.tar"), "✓ Loaded alpine:3.20");
+    let image = msb.inspect("alpine:3.20");
+    assert_eq!(image["config_digest"], expected()["config"], "the image ID is the digest of the bytes");
+    assert_eq!(diff_ids(&image), strings(&expected()["diff_ids"]));
+    // skopeo agrees on the ID.
+    let spec = format!("docker-archive:{}", archive("wrong-config-name.tar"));
+    assert_eq!(skopeo_json(&["--raw", &spec])["config"]["digest"], image["config_digest"]);
+}
+
+#[test]
+fn a_layer_blob_whose_bytes_are_not_its_name_is_refused() {
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let before = msb.snapshot();
+    let error = msb.fails(["load", "-i", &archive("docker25-damaged-layer.tar")]);
+    let layer = expected()["damaged_layer"].as_str().unwrap().to_string();
+    assert!(error.contains("docker25-damaged-layer.tar") && error.contains(&layer), "{error}");
+    assert_eq!(msb.snapshot(), before);
+}
+
+#[test]
+fn a_path_held_twice_must_hold_the_same_bytes() {
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let before = msb.snapshot();
+    let error = msb.fails(["load", "-i", &archive("docker25-two-indexes.tar")]);
+    assert!(
+        error.contains(
+            "docker25-two-indexes.tar: index.json: the archive holds this path twice, with different content"
+        ),
+        "{error}"
+    );
+    assert_eq!(msb.snapshot(), before);
+    // The same file appended twice is the same archive.
+    assert_eq!(load(&msb, "docker25-appended-twice.tar"), "✓ Loaded alpine:3.20\n✓ Loaded mine:2");
+    assert_eq!(msb.inspect("mine:2")["manifest_digest"], expected()["docker25_manifest"]);
+}

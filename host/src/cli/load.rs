@@ -57,6 +57,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
     };
     let store = open_store(home)?;
     let runtime = runtime(&store)?;
+    runtime.show_notes(!args.quiet);
     let options = LoadOptions {
         source: source.clone(),
         plugin: args.plugin,

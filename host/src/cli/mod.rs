@@ -98,9 +98,11 @@ fn open_store(home: &std::path::Path) -> Result<Store> {
 }
 
 /// The plugin runtime, with limits from `MSB_PLUGIN_MEMORY_MIB`,
-/// `MSB_PLUGIN_TIME_SECS`, `MSB_PLUGIN_READ_MIB`, and the compile cache in
-/// the store (or `MSB_PLUGIN_CACHE`).
+/// `MSB_PLUGIN_TIME_SECS`, `MSB_PLUGIN_READ_MIB`, `MSB_PLUGIN_HASH_MIB`,
+/// `MSB_PLUGIN_STREAM_MIB`, and the compile cache in the store (or
+/// `MSB_PLUGIN_CACHE`).
 fn runtime(store: &Store) -> Result<Arc<Runtime>> {
+    use msb::plugin::{HASH_LIMIT_VAR, MEMORY_LIMIT_VAR, READ_LIMIT_VAR, STREAM_LIMIT_VAR, TIME_LIMIT_VAR};
     let mut limits = Limits::default();
     let env = |name: &str| -> Result<Option<u64>> {
         std::env::var(name)
@@ -108,14 +110,23 @@ fn runtime(store: &Store) -> Result<Arc<Runtime>> {
             .map(|v| v.parse::<u64>().with_context(|| format!("{name}={v:?} is not a number")))
             .transpose()
     };
-    if let Some(mib) = env("MSB_PLUGIN_MEMORY_MIB")? {
-        limits.memory = usize::try_from(mib << 20).context("MSB_PLUGIN_MEMORY_MIB is too large")?;
+    let mib = |name: &str| -> Result<Option<u64>> {
+        env(name)?.map(|mib| mib.checked_mul(1 << 20).with_context(|| format!("{name} is too large"))).transpose()
+    };
+    if let Some(bytes) = mib(MEMORY_LIMIT_VAR)? {
+        limits.memory = usize::try_from(bytes).with_context(|| format!("{MEMORY_LIMIT_VAR} is too large"))?;
     }
-    if let Some(secs) = env("MSB_PLUGIN_TIME_SECS")? {
+    if let Some(secs) = env(TIME_LIMIT_VAR)? {
         limits.time = Duration::from_secs(secs);
     }
-    if let Some(mib) = env("MSB_PLUGIN_READ_MIB")? {
-        limits.read_bytes = mib << 20;
+    if let Some(bytes) = mib(READ_LIMIT_VAR)? {
+        limits.read_bytes = bytes;
+    }
+    if let Some(bytes) = mib(HASH_LIMIT_VAR)? {
+        limits.hash_bytes = bytes;
+    }
+    if let Some(bytes) = mib(STREAM_LIMIT_VAR)? {
+        limits.stream_bytes = bytes;
     }
     let cache = std::env::var_os("MSB_PLUGIN_CACHE").map(PathBuf::from).unwrap_or_else(|| store.plugin_cache_dir());
     Runtime::new(Some(cache), limits).context("starting the plugin runtime")

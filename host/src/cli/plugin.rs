@@ -63,16 +63,27 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
             }
         }
         Command::Install { path } => {
+            // The name was checked when loading (a safe file name); the file
+            // is `plugins/<name>.wasm`, so an installed plugin of that name
+            // is replaced (an upgrade), never shadowed.
             let plugin = registry::load_file(&runtime, &path)?;
             let name = plugin.name();
-            if registry.get(name).is_some_and(|p| p.origin() == registry::BUILT_IN) {
-                bail!("{}: a built-in decoder is already called {name}", path.display());
-            }
+            let replaced = match registry.get(name) {
+                Some(p) if p.origin() == registry::BUILT_IN => {
+                    bail!("{}: a built-in decoder is already called {name}", path.display())
+                }
+                Some(p) => Some(p.info()?.version.clone()),
+                None => None,
+            };
             let target = store.plugins_dir().join(format!("{name}.wasm"));
+            std::fs::create_dir_all(store.plugins_dir()).with_context(|| store.plugins_dir().display().to_string())?;
             let mut tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())?;
             std::io::copy(&mut std::fs::File::open(&path).with_context(|| path.display().to_string())?, &mut tmp)?;
             tmp.persist(&target).with_context(|| target.display().to_string())?;
-            println!("Installed {name} {}", plugin.info()?.version);
+            match replaced {
+                Some(old) => println!("Installed {name} {} (replacing {old})", plugin.info()?.version),
+                None => println!("Installed {name} {}", plugin.info()?.version),
+            }
         }
         Command::Rm { name } => {
             let plugin = registry.get(&name).with_context(|| format!("no decoder named {name:?}"))?;
@@ -86,8 +97,9 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
             let source = if path == Path::new("-") { Source::Stdin } else { Source::Path(path) };
             let input = input::open(&source, &store.tmp_dir(), &msb::progress::Silent)
                 .with_context(|| source.display_name())?;
-            let mut verdicts = verdicts(&registry, &input.archive);
-            verdicts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let mut verdicts: Vec<(&str, u8)> =
+                verdicts(&registry, &input.archive).into_iter().map(|(p, score)| (p.name(), score)).collect();
+            verdicts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
             if let Some(c) = input.compression {
                 println!("(outer compression: {})", c.name());
             }

@@ -53,6 +53,11 @@ impl Index {
         &self.entries
     }
 
+    /// The last entry at exactly `path` (links not followed).
+    pub(crate) fn get(&self, path: &str) -> Option<&Entry> {
+        self.by_path.get(path).map(|&i| &self.entries[i])
+    }
+
     /// The regular file `path` names, following symlinks (relative to the
     /// link's directory) and hardlinks, never leaving the archive.
     pub(crate) fn resolve(&self, path: &str) -> Result<&Entry, InputError> {

@@ -37,6 +37,14 @@ pub enum InputError {
     /// No entry at this path.
     #[error("{0}: not in the archive")]
     NoEntry(String),
+    /// An entry holds more bytes than a limit allows.
+    #[error("{entry}: more than the limit of {limit} bytes")]
+    TooLarge {
+        /// Path of the entry.
+        entry: String,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// An indexed archive: its entry table and reads by path.
@@ -147,18 +155,29 @@ fn entry_name(source: &Source) -> String {
     }
 }
 
-/// The sha256 of the file at `path`; with `uncompressed`, of its content
-/// after undoing gzip or zstd (sniffed).
+/// The sha256 of the file at `path` and how many bytes were hashed; with
+/// `uncompressed`, of its content after undoing gzip or zstd (sniffed).
+/// Refuses ([`InputError::TooLarge`]) a file, or content, of more than `max`
+/// bytes before hashing past it.
 pub fn digest_entry(
     archive: &dyn Archive,
     path: &str,
     uncompressed: bool,
-) -> Result<crate::digest::Digest, InputError> {
+    max: u64,
+) -> Result<(crate::digest::Digest, u64), InputError> {
     use std::io::BufRead;
+    let too_large = || InputError::TooLarge { entry: path.to_string(), limit: max };
+    if archive.size(path)? > max {
+        return Err(too_large());
+    }
     let mut reader = io::BufReader::with_capacity(1 << 16, archive.open(path)?);
     let compression = if uncompressed { sniff(reader.fill_buf()?) } else { None };
-    let (digest, _) = crate::digest::HashingReader::new(decompress(reader, compression)?).finish()?;
-    Ok(digest)
+    let content = decompress(reader, compression)?.take(max.saturating_add(1));
+    let (digest, size) = crate::digest::HashingReader::new(content).finish()?;
+    if size > max {
+        return Err(too_large());
+    }
+    Ok((digest, size))
 }
 
 /// Fills `buf` as far as the stream allows; returns how much was read.
@@ -173,4 +192,30 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plain"), vec![b'x'; 1000]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &vec![0u8; 100_000]).unwrap();
+        std::fs::write(dir.path().join("bomb.gz"), gz.finish().unwrap()).unwrap();
+        let archive = dir::DirArchive::open(dir.path()).unwrap();
+
+        let (digest, hashed) = digest_entry(&archive, "plain", false, 1000).unwrap();
+        assert_eq!((digest, hashed), (crate::digest::Digest::of(&[b'x'; 1000]), 1000));
+        // The file alone is over the cap: refused before hashing.
+        let err = digest_entry(&archive, "plain", false, 999).unwrap_err();
+        assert!(matches!(err, InputError::TooLarge { ref entry, limit: 999 } if entry == "plain"), "{err}");
+        // Small compressed, large uncompressed: refused at the cap.
+        assert_eq!(digest_entry(&archive, "bomb.gz", true, 100_000).unwrap().1, 100_000);
+        let err = digest_entry(&archive, "bomb.gz", true, 99_999).unwrap_err();
+        assert!(matches!(err, InputError::TooLarge { limit: 99_999, .. }), "{err}");
+        assert!(digest_entry(&archive, "bomb.gz", false, 99_999).is_ok(), "compressed it is small");
+    }
 }

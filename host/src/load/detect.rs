@@ -3,7 +3,7 @@
 
 use super::LoadError;
 use crate::input::{Archive, EntryKind};
-use crate::plugin::{Registry, Runtime, Session, registry};
+use crate::plugin::{Plugin, Registry, Runtime, Session};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ pub(crate) fn choose(
             return Ok(plugin.session(Some(archive.clone()))?);
         }
         if wanted.ends_with(".wasm") || wanted.contains('/') {
-            let plugin = registry::load_file(runtime, Path::new(wanted))?;
+            let plugin = registry.load_path(runtime, Path::new(wanted))?;
             return Ok(plugin.session(Some(archive.clone()))?);
         }
         let available = registry.plugins().iter().map(|p| p.name().to_string()).collect();
@@ -30,22 +30,24 @@ pub(crate) fn choose(
     if best == 0 {
         return Err(LoadError::NoDecoder {
             looks_like: looks_like(archive.as_ref()),
-            tried: verdicts.into_iter().map(|(name, _)| name).collect(),
+            tried: verdicts.into_iter().map(|(plugin, _)| plugin.name().to_string()).collect(),
         });
     }
-    let winners: Vec<String> = verdicts.into_iter().filter(|(_, score)| *score == best).map(|(name, _)| name).collect();
+    let winners: Vec<&Plugin> =
+        verdicts.into_iter().filter(|(_, score)| *score == best).map(|(plugin, _)| plugin).collect();
     match winners.as_slice() {
-        // Decoding starts in a fresh sandbox, not the one that detected.
-        [name] => {
-            Ok(registry.get(name).expect("a verdict names a registered decoder").session(Some(archive.clone()))?)
-        }
-        _ => Err(LoadError::AmbiguousDecoder { names: winners, score: best }),
+        // The plugin that won decodes, in a fresh sandbox (not the one that detected).
+        [plugin] => Ok(plugin.session(Some(archive.clone()))?),
+        _ => Err(LoadError::AmbiguousDecoder {
+            names: winners.iter().map(|p| p.name().to_string()).collect(),
+            score: best,
+        }),
     }
 }
 
 /// Every decoder's confidence that it reads `archive`, each asked in its
 /// own sandbox. A decoder that fails to answer scores 0.
-pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String, u8)> {
+pub fn verdicts<'a>(registry: &'a Registry, archive: &Arc<dyn Archive>) -> Vec<(&'a Plugin, u8)> {
     registry
         .plugins()
         .iter()
@@ -56,7 +58,7 @@ pub fn verdicts(registry: &Registry, archive: &Arc<dyn Archive>) -> Vec<(String,
                 }
                 0
             });
-            (plugin.name().to_string(), score)
+            (plugin, score)
         })
         .collect()
 }

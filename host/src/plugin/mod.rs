@@ -20,5 +20,8 @@ pub mod bindings {
 }
 
 pub use registry::Registry;
-pub use runtime::{Limits, Plugin, PluginError, Runtime};
+pub use runtime::{
+    HASH_LIMIT_VAR, Limits, MEMORY_LIMIT_VAR, Plugin, PluginError, READ_LIMIT_VAR, Runtime, STREAM_LIMIT_VAR,
+    TIME_LIMIT_VAR, is_valid_name,
+};
 pub use sandbox::Session;

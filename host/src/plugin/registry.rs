@@ -1,5 +1,12 @@
 //! Which decoders exist: those built into the binary, those installed under
 //! `$MSB_HOME/plugins/`, and one named by path on the command line.
+//!
+//! Names are unique: a plugin is known by one name, valid as a file name
+//! ([`super::is_valid_name`]), and an installed plugin lives in
+//! `plugins/<its name>.wasm`. An installed file whose plugin calls itself
+//! anything else, or takes a name already in use, is skipped with a warning;
+//! so is a `--plugin PATH` whose name is taken. Detection and decoding use
+//! the same [`Plugin`] object, so the decoder that wins is the one that runs.
 
 use super::runtime::{Plugin, PluginError, Runtime};
 use std::path::Path;
@@ -34,13 +41,46 @@ impl Registry {
             .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
             .collect();
         files.sort();
+        let mut registry = Registry { plugins };
         for file in files {
-            match load_file(runtime, &file) {
-                Ok(plugin) => plugins.push(plugin),
+            match load_file(runtime, &file).and_then(|p| registry.check_installed(&file, p)) {
+                Ok(plugin) => registry.plugins.push(plugin),
                 Err(e) => eprintln!("warning: skipping installed {e}"),
             }
         }
-        Ok(Registry { plugins })
+        Ok(registry)
+    }
+
+    /// `plugin`, loaded from the installed `file`, if its name is its file's
+    /// and not taken.
+    fn check_installed(&self, file: &Path, plugin: Plugin) -> Result<Plugin, PluginError> {
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if plugin.name() != stem {
+            let message = format!("calls itself {}, not {stem} as its file name says", plugin.name());
+            return Err(PluginError::Load { name: file.display().to_string(), message });
+        }
+        self.check_free(plugin)
+    }
+
+    /// `plugin`, if no registered decoder has its name.
+    fn check_free(&self, plugin: Plugin) -> Result<Plugin, PluginError> {
+        match self.get(plugin.name()) {
+            None => Ok(plugin),
+            Some(taken) => Err(PluginError::Load {
+                name: plugin.origin().to_string(),
+                message: match taken.origin() {
+                    BUILT_IN => format!("calls itself {}, the name of a built-in decoder", plugin.name()),
+                    path => format!("calls itself {}, the name of the decoder in {path}", plugin.name()),
+                },
+            }),
+        }
+    }
+
+    /// The decoder in the component at `path` (`--plugin PATH`), refused if
+    /// it takes the name of a registered decoder (errors and `plugin ls`
+    /// would name the wrong one; install it to replace an installed one).
+    pub fn load_path(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<Plugin, PluginError> {
+        self.check_free(load_file(runtime, path)?)
     }
 
     /// Every decoder.

@@ -5,6 +5,7 @@ use super::bindings::{DecoderPre, msb::format::types::Info};
 use super::sandbox::{HostState, Session};
 use crate::digest::Digest;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
@@ -16,21 +17,59 @@ pub const CONTRACT: (u64, u64, u64) = (0, 1, 0);
 /// How often the epoch ticks; time limits are counted in these.
 const TICK: Duration = Duration::from_millis(10);
 
-/// Resource limits for each plugin call.
+/// Resource limits for each plugin call, and for the work a plugin makes
+/// the host do outside the sandbox (where no time limit reaches).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Most linear memory a plugin may hold.
+    /// Most linear memory a plugin may hold ([`MEMORY_LIMIT_VAR`]).
     pub memory: usize,
-    /// Longest one call may run.
+    /// Longest one call may run ([`TIME_LIMIT_VAR`]).
     pub time: Duration,
-    /// Most archive bytes a plugin may read in one session.
+    /// Most archive bytes a plugin may read in one session ([`READ_LIMIT_VAR`]).
     pub read_bytes: u64,
+    /// Most bytes the host may hash for a plugin's `digest` calls in one
+    /// session, counted after decompression ([`HASH_LIMIT_VAR`]).
+    pub hash_bytes: u64,
+    /// Most bytes a plugin may hand out through its streams in one session
+    /// ([`STREAM_LIMIT_VAR`]).
+    pub stream_bytes: u64,
 }
 
+/// The variable that sets [`Limits::memory`], in MiB.
+pub const MEMORY_LIMIT_VAR: &str = "MSB_PLUGIN_MEMORY_MIB";
+/// The variable that sets [`Limits::time`], in seconds.
+pub const TIME_LIMIT_VAR: &str = "MSB_PLUGIN_TIME_SECS";
+/// The variable that sets [`Limits::read_bytes`], in MiB.
+pub const READ_LIMIT_VAR: &str = "MSB_PLUGIN_READ_MIB";
+/// The variable that sets [`Limits::hash_bytes`], in MiB.
+pub const HASH_LIMIT_VAR: &str = "MSB_PLUGIN_HASH_MIB";
+/// The variable that sets [`Limits::stream_bytes`], in MiB.
+pub const STREAM_LIMIT_VAR: &str = "MSB_PLUGIN_STREAM_MIB";
+
 impl Default for Limits {
+    /// 256 MiB of memory, 30 s per call, 1 GiB read; 256 GiB hashed and
+    /// 256 GiB streamed (hashing and streaming are what a decoder does to
+    /// layers, which can be large: docker-v1 hashes every layer once).
     fn default() -> Self {
-        Limits { memory: 256 << 20, time: Duration::from_secs(30), read_bytes: 1 << 30 }
+        Limits {
+            memory: 256 << 20,
+            time: Duration::from_secs(30),
+            read_bytes: 1 << 30,
+            hash_bytes: 256 << 30,
+            stream_bytes: 256 << 30,
+        }
     }
+}
+
+/// The longest plugin name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether `name` may name a plugin: `[a-z0-9][a-z0-9-]*`, at most
+/// [`MAX_NAME_LEN`] characters. Names become file names
+/// (`plugins/<name>.wasm`) and `--plugin` arguments.
+pub fn is_valid_name(name: &str) -> bool {
+    let ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    name.len() <= MAX_NAME_LEN && name.as_bytes().first().is_some_and(ok) && name.bytes().all(|b| ok(&b) || b == b'-')
 }
 
 /// What went wrong with a plugin.
@@ -68,6 +107,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     limits: Limits,
+    notes: AtomicBool,
 }
 
 impl Runtime {
@@ -82,7 +122,17 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         super::bindings::Decoder::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits }))
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits, notes: AtomicBool::new(true) }))
+    }
+
+    /// Whether a decoder's notes (`log` lines starting with `note: `, sent
+    /// while decoding) are printed on stderr; on by default, off for `-q`.
+    pub fn show_notes(&self, show: bool) {
+        self.notes.store(show, Ordering::Relaxed);
+    }
+
+    pub(crate) fn notes_shown(&self) -> bool {
+        self.notes.load(Ordering::Relaxed)
     }
 
     /// The limits each call runs under.
@@ -113,6 +163,16 @@ impl Runtime {
         };
         if name.is_none() {
             plugin.name = plugin.info()?.name.clone();
+        }
+        if !is_valid_name(&plugin.name) {
+            return Err(PluginError::Load {
+                name: origin.to_string(),
+                message: format!(
+                    "calls itself {:?}, which is not a plugin name (lowercase letters, digits and '-', \
+                     starting with a letter or digit, at most {MAX_NAME_LEN} characters)",
+                    plugin.name.chars().take(MAX_NAME_LEN + 1).collect::<String>()
+                ),
+            });
         }
         Ok(plugin)
     }
@@ -242,5 +302,29 @@ impl Plugin {
     /// A fresh sandbox for a sequence of calls on `archive`.
     pub fn session(&self, archive: Option<Arc<dyn crate::input::Archive>>) -> Result<Session, PluginError> {
         Session::new(&self.runtime, &self.pre, &self.name, archive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_are_safe_file_names() {
+        for good in ["docker-save", "oci-layout", "v1", "0x", "a", &"a".repeat(MAX_NAME_LEN)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in ["", "../x", "x/y", "-x", "Docker", "a b", "a.wasm", "a_b", "é", ".", "..", &long] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn contract_versions_are_read_from_import_names() {
+        assert_eq!(contract_version(b"..msb:format/types@0.1.0\0..").as_deref(), Some("0.1.0"));
+        assert!(check_version("p", b"msb:format/types@0.1.3").is_ok());
+        assert!(matches!(check_version("p", b"msb:format/types@0.2.0"), Err(PluginError::Version { .. })));
+        assert!(matches!(check_version("p", b"no imports"), Err(PluginError::Load { .. })));
     }
 }

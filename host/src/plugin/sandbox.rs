@@ -4,7 +4,7 @@
 
 use super::bindings::msb::format::types::{self, DecodeError, Entry, EntryKind, Image, Info};
 use super::bindings::{Decoder, DecoderImports, DecoderPre};
-use super::runtime::{PluginError, Runtime, ticks};
+use super::runtime::{HASH_LIMIT_VAR, PluginError, READ_LIMIT_VAR, Runtime, STREAM_LIMIT_VAR, ticks};
 use crate::input::{self, Archive};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,13 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 /// How much of a plugin's stderr (panic messages) is kept.
 const STDERR_CAPACITY: usize = 16 << 10;
+
+/// A `log` line that starts with this is a note for the user.
+pub const NOTE_PREFIX: &str = "note: ";
+/// The most notes one session prints; later ones are dropped.
+const MAX_NOTES: usize = 8;
+/// The most characters of one note (or debug line) that are printed.
+const MAX_LINE: usize = 400;
 
 /// The host's side of the `archive` resource (the archive itself lives in
 /// [`HostState`]).
@@ -27,11 +34,63 @@ pub struct HostState {
     limiter: MemoryLimiter,
     archive: Option<Arc<dyn Archive>>,
     entries: Vec<Entry>,
-    read_left: u64,
-    read_limit: u64,
-    read_refused: Option<String>,
+    read: Budget,
+    hashed: Budget,
+    /// Why the plugin was cut off (a budget ran out), even if it handled the error.
+    refused: Option<String>,
     stderr: MemoryOutputPipe,
     plugin: String,
+    /// Whether notes are printed now: only while decoding, and not with `-q`.
+    notes_on: bool,
+    notes: usize,
+}
+
+/// Bytes of some kind of work a session may still do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    left: u64,
+    limit: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Budget {
+        Budget { left: limit, limit }
+    }
+
+    /// Takes `n` bytes, or refuses (and takes nothing) if fewer are left.
+    pub(crate) fn charge(&mut self, n: u64) -> Result<(), u64> {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(self.limit),
+        }
+    }
+
+    pub(crate) fn left(&self) -> u64 {
+        self.left
+    }
+}
+
+/// `limit` bytes as people read it (MiB when whole, as the variables set it).
+fn amount(limit: u64) -> String {
+    if limit >= 1 << 20 && limit % (1 << 20) == 0 { format!("{} MiB", limit >> 20) } else { format!("{limit} bytes") }
+}
+
+/// What a plugin is told, and the user shown, when a budget runs out.
+pub(crate) fn over_budget(what: &str, limit: u64, var: &str) -> String {
+    format!("{what} more than its limit of {} (raise it with {var})", amount(limit))
+}
+
+/// `message` as one printable line of at most [`MAX_LINE`] characters.
+fn one_line(message: &str) -> String {
+    let mut line: String =
+        message.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_LINE).collect::<String>();
+    if message.chars().count() > MAX_LINE {
+        line.push('…');
+    }
+    line.trim().to_string()
 }
 
 impl WasiView for HostState {
@@ -41,14 +100,37 @@ impl WasiView for HostState {
 }
 
 impl DecoderImports for HostState {
+    /// A debug line, or, while decoding, a note for the user: plugins say
+    /// what they had to choose (e.g. which of two disagreeing descriptions
+    /// was loaded). Plugin text is untrusted: one line, cut, and at most
+    /// [`MAX_NOTES`] notes.
     fn log(&mut self, message: String) {
+        match message.strip_prefix(NOTE_PREFIX) {
+            Some(note) if self.notes_on => {
+                self.notes += 1;
+                if self.notes <= MAX_NOTES {
+                    eprintln!("note: plugin {}: {}", self.plugin, one_line(note));
+                } else if self.notes == MAX_NOTES + 1 {
+                    eprintln!("note: plugin {}: more notes withheld (MSB_LOG=debug shows them)", self.plugin);
+                }
+            }
+            _ => {}
+        }
         if std::env::var_os("MSB_LOG").is_some_and(|v| v == "debug") {
-            eprintln!("debug: plugin {}: {message}", self.plugin);
+            eprintln!("debug: plugin {}: {}", self.plugin, one_line(&message));
         }
     }
 }
 
 impl types::Host for HostState {}
+
+impl HostState {
+    /// Remembers that the plugin went over a budget; returns what it is told.
+    fn refuse(&mut self, message: String) -> String {
+        self.refused.get_or_insert(message.clone());
+        message
+    }
+}
 
 impl types::HostArchive for HostState {
     fn entries(&mut self, _: Resource<ArchiveHandle>) -> Vec<Entry> {
@@ -57,20 +139,27 @@ impl types::HostArchive for HostState {
 
     fn read(&mut self, _: Resource<ArchiveHandle>, path: String, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         let Some(archive) = &self.archive else { return Err("no archive".into()) };
-        let len = (len as u64).min(input::MAX_READ as u64).min(self.read_left.saturating_add(1)) as usize;
+        let len = (len as u64).min(input::MAX_READ as u64).min(self.read.left().saturating_add(1)) as usize;
         let bytes = archive.read_at(&path, offset, len).map_err(|e| e.to_string())?;
-        if bytes.len() as u64 > self.read_left {
-            let message = format!("read more than its limit of {} bytes of the archive", self.read_limit);
-            self.read_refused = Some(message.clone());
-            return Err(message);
+        if let Err(limit) = self.read.charge(bytes.len() as u64) {
+            return Err(self.refuse(over_budget("read", limit, READ_LIMIT_VAR) + " of the archive"));
         }
-        self.read_left -= bytes.len() as u64;
         Ok(bytes)
     }
 
     fn digest(&mut self, _: Resource<ArchiveHandle>, path: String, uncompressed: bool) -> Result<String, String> {
         let Some(archive) = &self.archive else { return Err("no archive".into()) };
-        input::digest_entry(archive.as_ref(), &path, uncompressed).map(|d| d.to_string()).map_err(|e| e.to_string())
+        match input::digest_entry(archive.as_ref(), &path, uncompressed, self.hashed.left()) {
+            Ok((digest, hashed)) => match self.hashed.charge(hashed) {
+                Ok(()) => Ok(digest.to_string()),
+                Err(limit) => Err(self.refuse(over_budget("had the host hash", limit, HASH_LIMIT_VAR))),
+            },
+            Err(input::InputError::TooLarge { .. }) => {
+                let limit = self.hashed.limit;
+                Err(self.refuse(over_budget("had the host hash", limit, HASH_LIMIT_VAR)))
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn drop(&mut self, handle: Resource<ArchiveHandle>) -> wasmtime::Result<()> {
@@ -128,6 +217,8 @@ pub struct Session {
     time: Duration,
     memory: usize,
     name: String,
+    streamed: Budget,
+    notes: bool,
 }
 
 impl Session {
@@ -158,11 +249,13 @@ impl Session {
             limiter: MemoryLimiter { max: limits.memory, hit: false },
             archive,
             entries,
-            read_left: limits.read_bytes,
-            read_limit: limits.read_bytes,
-            read_refused: None,
+            read: Budget::new(limits.read_bytes),
+            hashed: Budget::new(limits.hash_bytes),
+            refused: None,
             stderr,
             plugin: name.to_string(),
+            notes_on: false,
+            notes: 0,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -176,7 +269,16 @@ impl Session {
             false => call_err(format!("failed to start: {e:#}")),
         })?;
         let archive = store.data_mut().table.push(ArchiveHandle).map_err(|e| call_err(e.to_string()))?;
-        Ok(Session { store, decoder, archive, time: limits.time, memory: limits.memory, name: name.to_string() })
+        Ok(Session {
+            store,
+            decoder,
+            archive,
+            time: limits.time,
+            memory: limits.memory,
+            name: name.to_string(),
+            streamed: Budget::new(limits.stream_bytes),
+            notes: runtime.notes_shown(),
+        })
     }
 
     /// `info()`.
@@ -194,20 +296,30 @@ impl Session {
         Ok(self.check(result)?.min(100))
     }
 
-    /// `decode(archive)`.
+    /// `decode(archive)`. Its notes are printed (unless the runtime hides them).
     pub fn decode(&mut self) -> Result<Result<Vec<Image>, DecodeError>, PluginError> {
         self.arm();
         let archive = self.borrow_archive();
+        self.store.data_mut().notes_on = self.notes;
         let result = self.decoder.call_decode(&mut self.store, archive);
+        self.store.data_mut().notes_on = false;
         self.check(result)
     }
 
-    /// `read-stream(id, max)`.
+    /// `read-stream(id, max)`; the bytes count against the session's
+    /// stream budget.
     pub fn read_stream(&mut self, id: u32, max: u32) -> Result<Result<Vec<u8>, DecodeError>, PluginError> {
         self.arm();
         let archive = self.borrow_archive();
         let result = self.decoder.call_read_stream(&mut self.store, archive, id, max);
-        self.check(result)
+        let result = self.check(result)?;
+        if let Ok(chunk) = &result
+            && let Err(limit) = self.streamed.charge(chunk.len() as u64)
+        {
+            let what = over_budget("streamed", limit, STREAM_LIMIT_VAR);
+            return Err(PluginError::Call { name: self.name.clone(), what });
+        }
+        Ok(result)
     }
 
     /// The plugin's name.
@@ -229,7 +341,7 @@ impl Session {
         let state = self.store.data();
         let error = match result {
             // A refused read is the plugin's fault even if it handled it.
-            Ok(_) if state.read_refused.is_some() => None,
+            Ok(_) if state.refused.is_some() => None,
             Ok(value) => return Ok(value),
             Err(error) => Some(error),
         };
@@ -237,7 +349,7 @@ impl Session {
             out_of_memory(self.memory)
         } else if error.as_ref().and_then(|e| e.downcast_ref::<Trap>()) == Some(&Trap::Interrupt) {
             format!("ran out of time (limit {} s)", self.time.as_secs_f64())
-        } else if let Some(refused) = &state.read_refused {
+        } else if let Some(refused) = &state.refused {
             refused.clone()
         } else {
             let stderr = state.stderr.contents();
@@ -267,5 +379,39 @@ fn to_wit_entry(entry: &input::Entry) -> Entry {
         },
         size: entry.size,
         link: entry.link.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_refuse_what_would_go_over_and_keep_the_rest() {
+        let mut budget = Budget::new(10);
+        assert_eq!(budget.charge(4), Ok(()));
+        assert_eq!(budget.charge(7), Err(10), "refused, names the limit");
+        assert_eq!(budget.left(), 6, "a refusal takes nothing");
+        assert_eq!(budget.charge(6), Ok(()));
+        assert_eq!(budget.charge(1), Err(10));
+        assert_eq!(Budget::new(u64::MAX).charge(u64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn refusals_name_the_limit_and_its_variable() {
+        assert_eq!(
+            over_budget("read", 1 << 20, READ_LIMIT_VAR),
+            "read more than its limit of 1 MiB (raise it with MSB_PLUGIN_READ_MIB)"
+        );
+        assert!(over_budget("streamed", 1000, STREAM_LIMIT_VAR).contains("1000 bytes"));
+        assert!(over_budget("had the host hash", 3 << 30, HASH_LIMIT_VAR).contains("3072 MiB"));
+    }
+
+    #[test]
+    fn plugin_text_is_one_short_line() {
+        assert_eq!(one_line("two\nlines\x1b[31m red"), "two lines [31m red");
+        let long = one_line(&"é".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_LINE + 1);
+        assert!(long.ends_with('…'));
     }
 }
