@@ -32,6 +32,9 @@ pub fn run(store: &Store, args: Args) -> Result<()> {
             for path in &report.removed_files {
                 println!("removed {}", path.display());
             }
+            for path in &report.recorded {
+                println!("recorded {} (blob verified again)", path.display());
+            }
             if report.problems.is_empty() {
                 println!(
                     "ok: {} refs, {} blobs, {} layers, {} records",
@@ -60,6 +63,7 @@ fn report_json(report: &CheckReport, repair: bool) -> serde_json::Value {
     });
     if repair {
         value["removed"] = json!({"refs": report.removed_refs, "files": report.removed_files});
+        value["recorded"] = json!(report.recorded);
     }
     value
 }

@@ -54,9 +54,12 @@ pub struct CheckReport {
     pub records: usize,
     /// Files removed by a repair.
     pub removed_files: Vec<PathBuf>,
-    /// Index entries removed by a repair (`None`: an unnamed image or an
-    /// entry that did not parse), with their digest when known.
+    /// Index entries removed by a repair: their ref, or their digest for
+    /// an unnamed image, or `index.json entry #n` for one that did not parse.
     pub removed_refs: Vec<String>,
+    /// Records a repair wrote after verifying a layer blob that had none
+    /// (a store upgraded from format version 1).
+    pub recorded: Vec<PathBuf>,
 }
 
 /// A scan's verdict, before any repair.
@@ -71,6 +74,8 @@ struct Scan {
     drop: Vec<String>,
     /// Whether `index.json` must be rewritten.
     rewrite_index: bool,
+    /// Layer blobs without a record: (blob, the diff_id a config pairs it with).
+    unrecorded: BTreeSet<(Digest, Digest)>,
 }
 
 impl Scan {
@@ -109,11 +114,28 @@ impl Store {
     }
 
     /// Checks the store under the lock and removes what cannot be trusted:
-    /// refs whose graph has a problem first, then the damaged files.
+    /// refs whose graph has a problem first, then the damaged files. A layer
+    /// blob that lacks its record is verified again (its uncompressed
+    /// digest) and recorded if it has the diff_id its config demands.
     pub fn repair(&self) -> Result<CheckReport, StoreError> {
         let _lock = self.lock()?;
         let mut scan = self.scan()?;
         let _critical = super::critical();
+        if !scan.unrecorded.is_empty() {
+            let mut recorded = Vec::new();
+            for (blob, diff_id) in &scan.unrecorded {
+                if let Some(record) = self.verify_layer_blob(blob, diff_id) {
+                    let path = self.record_path(blob);
+                    super::write_atomic(&self.tmp_dir(), &path, &record.to_bytes())?;
+                    recorded.push(path);
+                }
+            }
+            // What is still wrong once the records are back.
+            let found = scan.problems;
+            scan = self.scan()?;
+            scan.problems.extend(found);
+            scan.report.recorded = recorded;
+        }
         if scan.rewrite_index {
             index::write(self, &scan.keep)?;
             scan.report.removed_refs = std::mem::take(&mut scan.drop);
@@ -126,6 +148,19 @@ impl Store {
             }
         }
         Ok(finish(scan))
+    }
+
+    /// The record of layer blob `blob` if its uncompressed content has
+    /// digest `diff_id`.
+    fn verify_layer_blob(&self, blob: &Digest, diff_id: &Digest) -> Option<super::LayerRecord> {
+        use std::io::BufRead;
+        let file = File::open(self.blob_path(blob)).ok()?;
+        let size = file.metadata().ok()?.len();
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let compression = crate::input::sniff(reader.fill_buf().ok()?);
+        let tar = crate::input::decompress(reader, compression).ok()?;
+        let (actual, _) = HashingReader::new(tar).finish().ok()?;
+        (actual == *diff_id).then(|| super::LayerRecord { diff_id: actual, size })
     }
 
     fn scan(&self) -> Result<Scan, StoreError> {
@@ -392,7 +427,10 @@ impl Walk<'_> {
                 );
             }
             None if record_path.exists() => self.sound = false,
-            None => self.fail(&record_path, format!("missing: nothing says the blob's diff_id is {diff_id}")),
+            None => {
+                self.scan.unrecorded.insert((layer.digest.clone(), diff_id.clone()));
+                self.fail(&record_path, format!("missing: nothing says the blob's diff_id is {diff_id}"));
+            }
         }
     }
 }
