@@ -208,6 +208,29 @@ fn errors_name_what_is_wrong() {
     let error = msb.fails(["umount", dir.path().join("nope").to_str().unwrap()]);
     assert!(error.contains("nope") && error.contains("No such file"), "{error}");
 
+    // Without privilege: one line naming what is missing, nothing left behind.
+    require("setpriv");
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../example/hello.tar");
+    msb.ok(["load", "-q", "-i", fx.to_str().unwrap()]);
+    let target = dir.path().join("unprivileged");
+    std::fs::create_dir(&target).unwrap();
+    run(Command::new("chmod").args(["-R", "a+rwX"]).arg(msb.home()).arg(dir.path()));
+    let cmd = msb.cmd(["mount", "hello", target.to_str().unwrap()]);
+    let args: Vec<_> =
+        std::iter::once(cmd.get_program().to_owned()).chain(cmd.get_args().map(|a| a.to_owned())).collect();
+    let envs: Vec<_> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(&args)
+        .envs(envs)
+        .output()
+        .expect("run setpriv");
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("permission denied: mounting needs root"), "{stderr}");
+    assert_clean(&msb, &target);
+
     // A mount msb did not make stays mounted.
     let tmpfs = dir.path().join("tmpfs");
     std::fs::create_dir(&tmpfs).unwrap();

@@ -284,12 +284,15 @@ fn overlay_legacy(lowers: &[&Path], target: &Path) -> Result<(), MountError> {
 /// then removes `state_dir`. What is not mounted is skipped, so a partial
 /// mount is undone too.
 fn undo(state_dir: &Path, record: &Record, target_too: bool) -> Result<(), MountError> {
-    if target_too {
+    // Only mount points are unmounted: an unprivileged failure cleans up too.
+    if target_too && fs_type_at(&record.target).is_some() {
         unmount_one(&record.target)?;
     }
     for dir in record.dirs.iter().rev() {
         if dir.exists() {
-            unmount_one(dir)?;
+            if fs_type_at(dir).is_some() {
+                unmount_one(dir)?;
+            }
             fs::remove_dir(dir).map_err(io_err(dir))?;
         }
     }
