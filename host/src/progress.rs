@@ -1,5 +1,5 @@
-//! Progress of long phases (spooling the input, importing layers), for the
-//! CLI to draw; the library only reports.
+//! Progress of long phases (spooling the input, importing layers) and notes
+//! for the user, for the CLI to show; the library only reports.
 
 use std::io::{self, Read};
 
@@ -30,6 +30,9 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
     /// The phase ended.
     fn finish(&self) {}
+    /// Something the user should know that is not an error (a name dropped,
+    /// an entry skipped); the CLI prints it as `note: MESSAGE` unless quiet.
+    fn note(&self, _message: &str) {}
 }
 
 /// Reports nothing.

@@ -65,6 +65,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         all_platforms: args.all_platforms,
         renames: args.renames,
         tag: args.tag,
+        max_layer_bytes: max_layer_bytes()?,
     };
     let progress = super::progress::for_terminal(args.quiet);
     let loaded = load(&store, &runtime, &options, progress.as_ref()).with_context(|| source.display_name())?;
@@ -113,4 +114,12 @@ fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Val
             "erofs": store.layer_path(&l.diff_id),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The per-layer limit on uncompressed bytes: `MSB_LAYER_MAX_GIB`, or the default.
+fn max_layer_bytes() -> Result<u64> {
+    let Ok(value) = std::env::var(msb::load::LAYER_LIMIT_VAR) else { return Ok(msb::load::DEFAULT_MAX_LAYER_BYTES) };
+    let gib: u64 =
+        value.parse().with_context(|| format!("{}={value:?} is not a number", msb::load::LAYER_LIMIT_VAR))?;
+    gib.checked_mul(1 << 30).with_context(|| format!("{}={value:?} is too large", msb::load::LAYER_LIMIT_VAR))
 }

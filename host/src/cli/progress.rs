@@ -10,9 +10,24 @@ pub struct Bars {
     bar: Mutex<Option<ProgressBar>>,
 }
 
-/// Bars when stderr is a terminal and output is not `quiet`; else nothing.
+/// Notes on stderr, no bars (stderr is not a terminal).
+pub struct Notes;
+
+impl Progress for Notes {
+    fn note(&self, message: &str) {
+        eprintln!("note: {message}");
+    }
+}
+
+/// Bars when stderr is a terminal; notes unless `quiet`, which shows nothing.
 pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
-    if quiet || !std::io::stderr().is_terminal() { Box::new(Silent) } else { Box::new(Bars { bar: Mutex::new(None) }) }
+    if quiet {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bars { bar: Mutex::new(None) })
+    } else {
+        Box::new(Notes)
+    }
 }
 
 impl Progress for Bars {
@@ -42,6 +57,13 @@ impl Progress for Bars {
     fn finish(&self) {
         if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
             bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        match &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(bar) => bar.suspend(|| Notes.note(message)),
+            None => Notes.note(message),
         }
     }
 }

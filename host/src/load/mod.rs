@@ -23,7 +23,7 @@ use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
 pub use detect::verdicts;
 pub use error::LoadError;
-pub use layer::Imported;
+pub use layer::{Imported, LAYER_LIMIT_VAR};
 use plan::{ImagePlan, LayerKey};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,7 +43,13 @@ pub struct LoadOptions {
     pub renames: Vec<(Reference, Reference)>,
     /// `-t REF`: the name of the archive's only image, instead of its own.
     pub tag: Option<Reference>,
+    /// The most bytes one layer may have uncompressed ([`DEFAULT_MAX_LAYER_BYTES`]).
+    pub max_layer_bytes: u64,
 }
+
+/// Default of [`LoadOptions::max_layer_bytes`]: 64 GiB, far above any real
+/// layer, far below what a small compressed bomb could make the writer write.
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
 
 /// One image that was loaded.
 #[derive(Debug, Clone)]
@@ -73,23 +79,24 @@ pub fn load(
     let archive: Arc<dyn Archive> = input.archive;
     let mut session = detect::choose(runtime, &registry, &archive, options.plugin.as_deref())?;
     let images = session.decode()?.map_err(|error| LoadError::Decode { plugin: session.name().to_string(), error })?;
-    let plans = plan::plan(&*archive, &mut session, images, options)?;
+    let plans = plan::plan(&*archive, &mut session, images, options, progress)?;
 
     let staging = store.stage()?;
-    let imported = import_layers(&staging, &*archive, &mut session, &plans, progress)?;
+    let imported = import_layers(&staging, &*archive, &mut session, &plans, options.max_layer_bytes, progress)?;
     let mut loaded = Vec::new();
     let mut entries = Vec::new();
+    let mut staged = plan::Staged::new();
     for plan in &plans {
-        let (image, manifest) = stage_image(&staging, plan, &imported)?;
+        let (image, (media_type, size)) = stage_image(&staging, plan, &imported)?;
+        staged.insert(image.manifest_digest.clone(), (size, Some(false)));
         if !options.all_platforms || plan.indexes.is_empty() {
-            let (media_type, size) = manifest;
             let platform = Some(image.platform.clone());
             entries.extend(index_entries(&image.refs, &media_type, &image.manifest_digest, size, platform));
         }
         loaded.push(image);
     }
     if options.all_platforms {
-        entries.extend(plan::stage_indexes(&staging, &*archive, &mut session, &plans)?);
+        entries.extend(plan::stage_indexes(&staging, &*archive, &mut session, &plans, &mut staged)?);
     }
     staging.commit(entries)?;
     Ok(loaded)
@@ -101,6 +108,7 @@ fn import_layers(
     archive: &dyn Archive,
     session: &mut Session,
     plans: &[ImagePlan],
+    max_bytes: u64,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<LayerKey, Imported>, LoadError> {
     let mut jobs = BTreeMap::new();
@@ -130,12 +138,12 @@ fn import_layers(
                         return;
                     }
                     let Some(layer) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { return };
-                    record(layer.key.clone(), layer::import(staging, archive, None, layer, progress));
+                    record(layer.key.clone(), layer::import(staging, archive, None, layer, max_bytes, progress));
                 }
             });
         }
         for layer in streams {
-            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, progress));
+            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, max_bytes, progress));
         }
     });
     progress.finish();
@@ -161,10 +169,10 @@ fn stage_image(
     for (layer, got) in plan.layers.iter().zip(&layers) {
         layer.verify(got)?;
     }
-    let config_digest = staging.add_blob(&plan.config.0)?;
+    let config_digest = staging.add_blob(&plan.config)?;
     let (manifest, media_type) = match &plan.manifest {
         Some((bytes, media_type)) => (bytes.clone(), media_type.clone()),
-        None => (plan.synthesize_manifest(&layers), plan.flavor().manifest().to_string()),
+        None => (plan.synthesize_manifest(&layers), crate::oci::MEDIA_TYPE_MANIFEST.to_string()),
     };
     let manifest_digest = staging.add_blob(&manifest)?;
     let image = LoadedImage {

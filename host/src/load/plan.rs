@@ -13,6 +13,7 @@ use crate::input::Archive;
 use crate::oci;
 use crate::plugin::Session;
 use crate::plugin::bindings::msb::format::types::{Blob, Image, Source};
+use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging};
 use std::collections::BTreeMap;
@@ -45,12 +46,12 @@ pub(crate) struct LayerPlan {
     pub source: Source,
     /// The digest the blob must have, when declared.
     pub digest: Option<Digest>,
-    /// Declared media type.
+    /// The size the blob must have, when a manifest declares it.
+    pub size: Option<u64>,
+    /// Declared media type: one [`oci::layer_compression`] knows.
     pub media_type: Option<String>,
     /// The diff_id the config demands.
     pub diff_id: Digest,
-    /// Media types to use where the archive declares none.
-    pub flavor: oci::Flavor,
 }
 
 impl LayerPlan {
@@ -66,6 +67,24 @@ impl LayerPlan {
             return Err(LoadError::invalid(
                 &self.what,
                 format!("content has digest {}, the archive says {digest}", got.digest),
+            ));
+        }
+        if let Some(size) = self.size
+            && size != got.size
+        {
+            return Err(LoadError::invalid(
+                &self.what,
+                format!("blob is {} bytes, its descriptor says {size}", got.size),
+            ));
+        }
+        if let Some(media_type) = &self.media_type
+            && let Some(declared) = oci::layer_compression(media_type)
+            && declared != got.compression
+        {
+            let name = |c: Option<crate::input::Compression>| c.map_or("uncompressed", |c| c.name());
+            return Err(LoadError::invalid(
+                &self.what,
+                format!("media type {media_type} says {}, the blob is {}", name(declared), name(got.compression)),
             ));
         }
         if self.diff_id != got.diff_id {
@@ -88,34 +107,34 @@ pub(crate) struct ImagePlan {
     pub attachments: Vec<Blob>,
     /// Verified manifest bytes and media type, if the archive has them.
     pub manifest: Option<(Vec<u8>, String)>,
-    /// Verified config bytes and media type.
-    pub config: (Vec<u8>, String),
+    /// Verified config bytes.
+    pub config: Vec<u8>,
     pub layers: Vec<LayerPlan>,
+    /// Names the archive gives the image that are only a tag (`latest` in
+    /// an OCI layout written by umoci or buildkit): no repository, so no ref.
+    pub bare_tags: Vec<String>,
 }
 
 impl ImagePlan {
-    /// Media types of a manifest built here.
-    pub(crate) fn flavor(&self) -> oci::Flavor {
-        oci::Flavor::of_config(&self.config.1)
-    }
-
-    /// A manifest for an archive that has none (docker save, v1): docker
-    /// schema 2 for a docker config, OCI otherwise.
+    /// An OCI manifest for an image the archive has none of (classic docker
+    /// save, v1), as docker 25 writes into its own saves: OCI media types
+    /// (the layers' from their sniffed compression), the same config bytes.
+    /// Deterministic: the same image always gets the same manifest.
     pub(crate) fn synthesize_manifest(&self, layers: &[Imported]) -> Vec<u8> {
         let manifest = oci::Manifest {
             schema_version: 2,
-            media_type: Some(self.flavor().manifest().to_string()),
+            media_type: Some(oci::MEDIA_TYPE_MANIFEST.to_string()),
             config: oci::Descriptor {
-                media_type: self.config.1.clone(),
-                digest: Digest::of(&self.config.0),
-                size: self.config.0.len() as u64,
+                media_type: oci::MEDIA_TYPE_CONFIG.to_string(),
+                digest: Digest::of(&self.config),
+                size: self.config.len() as u64,
                 platform: None,
                 annotations: BTreeMap::new(),
             },
             layers: layers
                 .iter()
                 .map(|l| oci::Descriptor {
-                    media_type: l.media_type.clone(),
+                    media_type: oci::layer_media_type(l.compression).to_string(),
                     digest: l.digest.clone(),
                     size: l.size,
                     platform: None,
@@ -134,6 +153,7 @@ pub(crate) fn plan(
     session: &mut Session,
     images: Vec<Image>,
     options: &LoadOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<ImagePlan>, LoadError> {
     if images.len() > MAX_IMAGES {
         return Err(LoadError::invalid(
@@ -151,7 +171,24 @@ pub(crate) fn plan(
         .into_iter()
         .map(|image| plan_image(archive, session, image, &mut unique))
         .collect::<Result<Vec<_>, _>>()?;
+    // An explicit --platform must match what is loaded, even a single image.
+    if let Some(want) = options.platform.as_ref().filter(|_| !options.all_platforms)
+        && plans.iter().any(|p| !oci::platform_matches(&p.platform, want))
+    {
+        let present = plans.iter().map(|p| p.platform.to_string()).collect();
+        return Err(LoadError::Platform { wanted: want.to_string(), present });
+    }
     rename(&mut plans, options)?;
+    if options.tag.is_none() {
+        for plan in plans.iter().filter(|p| p.refs.is_empty() && !p.bare_tags.is_empty()) {
+            progress.note(&format!(
+                "the archive names image {} only by the tag {:?}, which has no repository: it is loaded without a \
+                 name; name it with -t NAME[:TAG]",
+                Digest::of(&plan.config),
+                plan.bare_tags.join(", ")
+            ));
+        }
+    }
     Ok(plans)
 }
 
@@ -171,7 +208,7 @@ fn rename(plans: &mut [ImagePlan], options: &LoadOptions) -> Result<(), LoadErro
     if let Some(tag) = &options.tag {
         let images: std::collections::BTreeSet<String> = plans
             .iter()
-            .map(|p| p.indexes.first().map_or_else(|| Digest::of(&p.config.0).to_string(), blob_identity))
+            .map(|p| p.indexes.first().map_or_else(|| Digest::of(&p.config).to_string(), blob_identity))
             .collect();
         if images.len() != 1 {
             return Err(LoadError::invalid(
@@ -256,40 +293,54 @@ fn plan_image(
     image: Image,
     unique: &mut usize,
 ) -> Result<ImagePlan, LoadError> {
-    let refs = image
-        .refs
-        .iter()
+    let (bare_tags, refs): (Vec<&String>, Vec<&String>) = image.refs.iter().partition(|r| is_bare_tag(r));
+    let refs = refs
+        .into_iter()
         .map(|r| r.parse::<Reference>().map_err(|e| LoadError::invalid("image reference", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
 
     let config_what = describe(&image.config.source);
+    if let Some(media_type) = image.config.media_type.as_deref().filter(|m| !oci::is_config(m)) {
+        return Err(LoadError::invalid(&config_what, format!("media type {media_type} is not an image config")));
+    }
     let config_bytes = read_verified(archive, session, &image.config)?;
     let config: oci::Config = serde_json::from_slice(&config_bytes)
         .map_err(|e| LoadError::invalid(&config_what, format!("not an image config: {e}")))?;
     let config_digest = Digest::of(&config_bytes);
-    let config_media_type = image.config.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_CONFIG.to_string());
-    let flavor = oci::Flavor::of_config(&config_media_type);
 
     let manifest = match &image.manifest {
         Some(blob) => {
             let what = describe(&blob.source);
             let bytes = read_verified(archive, session, blob)?;
-            let manifest: oci::Manifest = serde_json::from_slice(&bytes)
-                .map_err(|e| LoadError::invalid(&what, format!("not an image manifest: {e}")))?;
-            if manifest.config.digest != config_digest {
+            let (manifest, media_type) = match oci::Document::parse(&bytes, blob.media_type.as_deref()) {
+                Ok(oci::Document::Manifest(manifest, media_type)) => (manifest, media_type),
+                Ok(oci::Document::Index(..)) => {
+                    return Err(LoadError::invalid(&what, "is an image index, where the decoder gave a manifest"));
+                }
+                Err(reason) => return Err(LoadError::invalid(&what, reason)),
+            };
+            let config_descriptor = &manifest.config;
+            if config_descriptor.digest != config_digest {
                 return Err(LoadError::invalid(
                     &what,
-                    format!("names config {}, the decoder gave {config_digest}", manifest.config.digest),
+                    format!("names config {}, the decoder gave {config_digest}", config_descriptor.digest),
+                ));
+            }
+            if config_descriptor.size != config_bytes.len() as u64 {
+                return Err(LoadError::invalid(
+                    &config_what,
+                    format!("is {} bytes, the manifest says {}", config_bytes.len(), config_descriptor.size),
+                ));
+            }
+            if !oci::is_config(&config_descriptor.media_type) {
+                return Err(LoadError::invalid(
+                    &what,
+                    format!("config media type {} is not an image config", config_descriptor.media_type),
                 ));
             }
             if manifest.layers.len() != image.layers.len() {
                 return Err(LoadError::invalid(&what, "the decoder's layers do not match the manifest's"));
             }
-            let media_type = blob
-                .media_type
-                .clone()
-                .or(manifest.media_type.clone())
-                .unwrap_or_else(|| oci::MEDIA_TYPE_MANIFEST.to_string());
             Some((bytes, media_type, manifest))
         }
         None => None,
@@ -308,16 +359,19 @@ fn plan_image(
             Some(d) => Some(d.parse::<Digest>().map_err(|e| LoadError::invalid(&what, e.to_string()))?),
             None => None,
         };
-        let (digest, media_type) = match &manifest {
+        let (digest, size, media_type) = match &manifest {
             Some((_, _, m)) => {
                 let d = &m.layers[i];
                 if declared.as_ref().is_some_and(|x| *x != d.digest) {
                     return Err(LoadError::invalid(&what, "the decoder's digest differs from the manifest's"));
                 }
-                (Some(d.digest.clone()), Some(d.media_type.clone()))
+                (Some(d.digest.clone()), Some(d.size), Some(d.media_type.clone()))
             }
-            None => (declared, layer.blob.media_type.clone()),
+            None => (declared, None, layer.blob.media_type.clone()),
         };
+        if let Some(media_type) = media_type.as_deref().filter(|m| oci::layer_compression(m).is_none()) {
+            return Err(LoadError::invalid(&what, format!("media type {media_type} is not a layer msb knows")));
+        }
         if let Some(d) = &layer.diff_id
             && *d != diff_id.to_string()
         {
@@ -336,9 +390,9 @@ fn plan_image(
             what,
             source: layer.blob.source,
             digest,
+            size,
             media_type,
             diff_id: diff_id.clone(),
-            flavor,
         });
     }
 
@@ -349,35 +403,82 @@ fn plan_image(
         indexes: image.indexes,
         attachments: image.attachments,
         manifest: manifest.map(|(bytes, media_type, _)| (bytes, media_type)),
-        config: (config_bytes, config_media_type),
+        config: config_bytes,
         layers,
+        bare_tags: bare_tags.into_iter().cloned().collect(),
     })
 }
 
+/// Whether a name a decoder gave is a tag alone (`latest`, `1.0`): what an
+/// OCI layout's `org.opencontainers.image.ref.name` holds when umoci,
+/// buildkit or `skopeo … oci:DIR:TAG` wrote it. Any ref has a `/` or a `:`.
+fn is_bare_tag(name: &str) -> bool {
+    !name.contains(['/', ':', '@'])
+}
+
+/// What one load staged, by digest: size, and for images whether it is an
+/// index (`None` for attachments), to check the descriptors pointing at it.
+pub(crate) type Staged = BTreeMap<Digest, (u64, Option<bool>)>;
+
 /// With `--all-platforms`: stages every index blob and attachment, and names
-/// the outermost index of each group with the group's refs.
+/// the outermost index of each group with the group's refs. Every index is
+/// parsed (its media type is what its bytes are), and each of its
+/// descriptors that points at something this load staged must state that
+/// blob's size and kind.
 pub(crate) fn stage_indexes(
     staging: &Staging,
     archive: &dyn Archive,
     session: &mut Session,
     plans: &[ImagePlan],
+    staged: &mut Staged,
 ) -> Result<Vec<IndexEntry>, LoadError> {
     let mut entries = Vec::new();
+    let mut documents = Vec::new();
     let mut done = std::collections::BTreeSet::new();
     for plan in plans.iter().filter(|p| !p.indexes.is_empty()) {
         for blob in &plan.indexes {
             if done.insert(blob_identity(blob)) {
+                let what = describe(&blob.source);
                 let bytes = read_verified(archive, session, blob)?;
+                let (index, media_type) = match oci::Document::parse(&bytes, blob.media_type.as_deref()) {
+                    Ok(oci::Document::Index(index, media_type)) => (index, media_type),
+                    Ok(oci::Document::Manifest(..)) => {
+                        return Err(LoadError::invalid(&what, "is an image manifest, where the decoder gave an index"));
+                    }
+                    Err(reason) => return Err(LoadError::invalid(&what, reason)),
+                };
                 let digest = staging.add_blob(&bytes)?;
+                staged.insert(digest.clone(), (bytes.len() as u64, Some(true)));
                 if std::ptr::eq(blob, &plan.indexes[0]) {
-                    let media_type = blob.media_type.clone().unwrap_or_else(|| oci::MEDIA_TYPE_INDEX.to_string());
                     entries.extend(super::index_entries(&plan.refs, &media_type, &digest, bytes.len() as u64, None));
                 }
+                documents.push((what, index));
             }
         }
         for blob in &plan.attachments {
             if done.insert(blob_identity(blob)) {
-                stage_attachment(staging, archive, blob)?;
+                let (digest, size) = stage_attachment(staging, archive, blob)?;
+                staged.insert(digest, (size, None));
+            }
+        }
+    }
+    for (what, index) in &documents {
+        for child in &index.manifests {
+            let Some(&(size, kind)) = staged.get(&child.digest) else { continue };
+            if child.size != size {
+                return Err(LoadError::invalid(
+                    what,
+                    format!("lists {} with size {}, it is {size} bytes", child.digest, child.size),
+                ));
+            }
+            if let Some(is_index) = kind
+                && oci::is_index(&child.media_type) != is_index
+            {
+                let is = if is_index { "an image index" } else { "an image manifest" };
+                return Err(LoadError::invalid(
+                    what,
+                    format!("labels {} {}, it is {is}", child.digest, child.media_type),
+                ));
             }
         }
     }
@@ -385,17 +486,20 @@ pub(crate) fn stage_indexes(
 }
 
 /// Copies an attachment into the store as it is, verifying its declared
-/// digest on the way (never held in memory: it may be large).
-fn stage_attachment(staging: &Staging, archive: &dyn Archive, blob: &Blob) -> Result<(), LoadError> {
+/// digest on the way (never held in memory: it may be large); returns its
+/// digest and size.
+fn stage_attachment(staging: &Staging, archive: &dyn Archive, blob: &Blob) -> Result<(Digest, u64), LoadError> {
     let what = describe(&blob.source);
     let declared: Digest = match &blob.digest {
         Some(d) => d.parse().map_err(|e| LoadError::invalid(&what, format!("{e}")))?,
         None => return Err(LoadError::invalid(&what, "an attachment needs a declared digest")),
     };
     let path = staging.store().blob_path(&declared);
-    if path.is_file() {
+    if let Ok(meta) = path.metadata()
+        && meta.is_file()
+    {
         staging.require(path);
-        return Ok(());
+        return Ok((declared, meta.len()));
     }
     if matches!(blob.source, Source::Stream(_)) {
         return Err(LoadError::invalid(&what, "an attachment cannot be a stream"));
@@ -404,10 +508,132 @@ fn stage_attachment(staging: &Staging, archive: &dyn Archive, blob: &Blob) -> Re
     let mut file = staging.temp_file()?;
     let mut reader = HashingReader::new(source::open(archive, None, &blob.source)?);
     std::io::copy(&mut reader, file.as_file_mut()).map_err(io_err)?;
-    let (actual, _) = reader.finish().map_err(io_err)?;
+    let (actual, size) = reader.finish().map_err(io_err)?;
     if actual != declared {
         return Err(LoadError::invalid(&what, format!("content has digest {actual}, the archive says {declared}")));
     }
     staging.add_blob_file(file, &declared)?;
-    Ok(())
+    Ok((declared, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Compression;
+    use crate::plugin::bindings::msb::format::types::Platform as WitPlatform;
+
+    fn layer_plan(media_type: Option<&str>, size: Option<u64>) -> LayerPlan {
+        LayerPlan {
+            key: LayerKey::Unique(1),
+            what: "layer 1".into(),
+            source: Source::Bytes(vec![]),
+            digest: Some(Digest::of(b"blob")),
+            size,
+            media_type: media_type.map(str::to_string),
+            diff_id: Digest::of(b"tar"),
+        }
+    }
+
+    fn imported(compression: Option<Compression>) -> Imported {
+        Imported {
+            digest: Digest::of(b"blob"),
+            media_type: oci::layer_media_type(compression).into(),
+            compression,
+            size: 4,
+            diff_id: Digest::of(b"tar"),
+        }
+    }
+
+    fn error(result: Result<(), LoadError>) -> String {
+        result.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn a_layer_is_checked_against_every_declaration() {
+        let gzip = Some(oci::MEDIA_TYPE_LAYER_GZIP);
+        layer_plan(gzip, Some(4)).verify(&imported(Some(Compression::Gzip))).unwrap();
+        layer_plan(None, None).verify(&imported(Some(Compression::Xz))).unwrap();
+        let mut other = imported(Some(Compression::Gzip));
+        other.digest = Digest::of(b"other");
+        assert!(error(layer_plan(gzip, None).verify(&other)).contains("the archive says"));
+        let mut other = imported(Some(Compression::Gzip));
+        other.diff_id = Digest::of(b"other");
+        assert!(error(layer_plan(gzip, None).verify(&other)).contains("the config says"));
+        assert!(
+            error(layer_plan(gzip, Some(5)).verify(&imported(Some(Compression::Gzip))))
+                .contains("blob is 4 bytes, its descriptor says 5")
+        );
+        assert!(
+            error(layer_plan(gzip, None).verify(&imported(Some(Compression::Zstd))))
+                .contains("says gzip, the blob is zstd")
+        );
+        assert!(
+            error(layer_plan(Some(oci::MEDIA_TYPE_DOCKER_LAYER), None).verify(&imported(Some(Compression::Gzip))))
+                .contains("says uncompressed, the blob is gzip")
+        );
+    }
+
+    fn image(index: Option<&str>, platform: Option<(&str, &str)>) -> Image {
+        let blob = |digest: Option<&str>| Blob {
+            media_type: None,
+            digest: digest.map(str::to_string),
+            source: Source::Bytes(vec![]),
+        };
+        Image {
+            refs: vec![],
+            platform: platform.map(|(os, architecture)| WitPlatform {
+                os: os.into(),
+                architecture: architecture.into(),
+                variant: None,
+            }),
+            indexes: index.map(|d| blob(Some(d))).into_iter().collect(),
+            manifest: None,
+            config: blob(None),
+            layers: vec![],
+            attachments: vec![],
+        }
+    }
+
+    fn options(platform: Option<&str>, all: bool) -> LoadOptions {
+        LoadOptions {
+            source: crate::input::Source::Stdin,
+            plugin: None,
+            platform: platform.and_then(oci::parse_platform),
+            all_platforms: all,
+            renames: vec![],
+            tag: None,
+            max_layer_bytes: super::super::DEFAULT_MAX_LAYER_BYTES,
+        }
+    }
+
+    #[test]
+    fn platforms_are_chosen_per_index() {
+        let images = || {
+            vec![
+                image(Some("i"), Some(("linux", "amd64"))),
+                image(Some("i"), Some(("linux", "arm64"))),
+                image(None, None),
+            ]
+        };
+        let chosen = select_platforms(images(), &options(Some("linux/arm64"), false)).unwrap();
+        assert_eq!(chosen.len(), 2, "one of the index, and the plain image");
+        assert_eq!(chosen[0].platform.as_ref().unwrap().architecture, "arm64");
+        assert_eq!(select_platforms(images(), &options(None, true)).unwrap().len(), 3);
+        let Err(LoadError::Platform { wanted, present }) =
+            select_platforms(images(), &options(Some("linux/s390x"), false))
+        else {
+            panic!("a platform the index lacks is refused")
+        };
+        assert_eq!((wanted.as_str(), present), ("linux/s390x", vec!["linux/amd64".to_string(), "linux/arm64".into()]));
+    }
+
+    #[test]
+    fn bare_tags_are_no_refs() {
+        for tag in ["latest", "1.0", "v2_x"] {
+            assert!(is_bare_tag(tag), "{tag}");
+        }
+        for reference in ["alpine:3.20", "user/app", "localhost:5000/x", "x@sha256:00"] {
+            assert!(!is_bare_tag(reference), "{reference}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! lock                    flock: held while a change is committed
 //! oci/                    an OCI image layout: oci-layout, index.json, blobs/sha256/
 //! layers/<diff_id>.erofs  one EROFS image per layer
+//! records/sha256/<hex>.json what was verified about a layer blob (its diff_id)
 //! plugins/                installed decoders; plugins/cache/ compiled ones
 //! tmp/                    one dir per live process (flock-tied): staging, spools
 //! ```
@@ -12,6 +13,7 @@
 mod check;
 mod gc;
 mod index;
+mod record;
 mod stage;
 mod tmp;
 mod view;
@@ -20,6 +22,7 @@ pub use crate::oci::Platform;
 pub use check::{CheckReport, Problem};
 pub use gc::{Closure, GcReport};
 pub use index::IndexEntry;
+pub use record::LayerRecord;
 pub use stage::Staging;
 pub use tmp::{critical, exit_on_signal, release_process_tmp};
 pub use view::{ImageView, LayerView};
@@ -30,7 +33,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// The store format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Older formats this build upgrades in place: version 1 lacks `records/`,
+/// so its layers are verified again the first time a load reuses them.
+const UPGRADES_FROM: &[u64] = &[1];
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +83,7 @@ impl Store {
     /// Opens the store at `root`, creating it if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let mut store = Store { root: root.to_path_buf(), tmp: PathBuf::new() };
-        for dir in [store.blobs_dir(), store.layers_dir(), store.tmp_root(), store.plugins_dir()] {
+        for dir in [store.blobs_dir(), store.layers_dir(), store.records_dir(), store.tmp_root(), store.plugins_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         store.tmp = tmp::process_dir(&store.tmp_root())?;
@@ -99,6 +106,9 @@ impl Store {
                 let v: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
                 let version = v.get("version").and_then(|v| v.as_u64());
+                if version.is_some_and(|v| UPGRADES_FROM.contains(&v)) {
+                    return self.write_version();
+                }
                 if version != Some(FORMAT_VERSION as u64) {
                     return Err(StoreError::Corrupt {
                         path,
@@ -107,11 +117,14 @@ impl Store {
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                write_atomic(&self.tmp_dir(), &path, format!("{{\"version\":{FORMAT_VERSION}}}\n").as_bytes())
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.write_version(),
             Err(e) => Err(io_err(&path)(e)),
         }
+    }
+
+    fn write_version(&self) -> Result<(), StoreError> {
+        let path = self.root.join("msb-store.json");
+        write_atomic(&self.tmp_dir(), &path, format!("{{\"version\":{FORMAT_VERSION}}}\n").as_bytes())
     }
 
     /// `$MSB_HOME`.
@@ -134,6 +147,10 @@ impl Store {
 
     fn layers_dir(&self) -> PathBuf {
         self.root.join("layers")
+    }
+
+    fn records_dir(&self) -> PathBuf {
+        self.root.join("records").join("sha256")
     }
 
     /// This process's scratch directory in `tmp/`, removed when the process

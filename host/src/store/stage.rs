@@ -62,6 +62,14 @@ impl<'s> Staging<'s> {
         Ok(digest)
     }
 
+    /// Stages the record of what this change verified about layer blob
+    /// `blob` (see `records/` in docs/STORE.md).
+    pub fn add_record(&self, blob: &Digest, record: &super::LayerRecord) -> Result<(), StoreError> {
+        let mut file = self.temp_file()?;
+        file.write_all(&record.to_bytes()).map_err(io_err(file.path()))?;
+        self.add(file, self.store.record_path(blob))
+    }
+
     /// Stages `file` (fully written) as the EROFS image of layer `diff_id`.
     pub fn add_layer_file(&self, file: NamedTempFile, diff_id: &Digest) -> Result<(), StoreError> {
         self.add(file, self.store.layer_path(diff_id))

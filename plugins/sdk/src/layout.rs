@@ -42,6 +42,13 @@ pub fn refs_of(descriptor: &Descriptor) -> Vec<String> {
     annotation(oci::ANNOTATION_CONTAINERD_NAME).or_else(|| annotation(oci::ANNOTATION_REF_NAME)).into_iter().collect()
 }
 
+/// Which keys a document has: what it is, whatever it is labelled.
+#[derive(serde::Deserialize)]
+struct Shape {
+    manifests: Option<serde::de::IgnoredAny>,
+    config: Option<serde::de::IgnoredAny>,
+}
+
 /// Follows `descriptor` (found in `parent`) down to image manifests.
 fn walk(
     archive: &dyn ArchiveRead,
@@ -58,7 +65,16 @@ fn walk(
         if indexes.len() >= MAX_INDEX_DEPTH {
             return Err(DecodeError::unsupported(Some(&path), format!("indexes nest deeper than {MAX_INDEX_DEPTH}")));
         }
-        let index: Index = read_json(archive, &require(archive, &path, parent)?)?;
+        let blob_path = require(archive, &path, parent)?;
+        // A manifest labelled as an index would be an index of nothing.
+        let shape: Shape = read_json(archive, &blob_path)?;
+        if shape.manifests.is_none() || shape.config.is_some() {
+            return Err(DecodeError::malformed(
+                &path,
+                format!("{parent} labels it {media_type}, it is no image index"),
+            ));
+        }
+        let index: Index = read_json(archive, &blob_path)?;
         indexes.push(entry_blob(media_type, Some(&digest), &path));
         let first = images.len();
         let mut attachments = Vec::new();

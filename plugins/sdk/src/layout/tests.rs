@@ -118,3 +118,15 @@ fn unknown_layout_version_is_unsupported() {
     let err = images(&archive).unwrap_err();
     assert_eq!((err.kind, err.entry.as_deref()), (ErrorKind::Unsupported, Some("oci-layout")));
 }
+
+#[test]
+fn a_manifest_labelled_as_an_index_is_malformed() {
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{}","size":1}}]}}"#,
+        oci::MEDIA_TYPE_OCI_INDEX,
+        digest('a')
+    );
+    let error = images(&layout(&index)).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Malformed);
+    assert!(error.message.contains("it is no image index"), "{}", error.message);
+}
