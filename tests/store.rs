@@ -274,6 +274,22 @@ fn a_damaged_or_missing_erofs_layer_is_found_and_removed_with_its_refs() {
         Some(true),
     );
     damaged(
+        "flipped byte in the root inode's mode",
+        |_, alpine| {
+            let path = erofs(&alpine["layers"][1]);
+            let image = std::fs::read(&path).expect("read");
+            let sb = &image[1024..1024 + 128];
+            let block = 1u64 << sb[12];
+            let root_nid = u16::from_le_bytes([sb[14], sb[15]]) as u64;
+            let meta = u32::from_le_bytes([sb[40], sb[41], sb[42], sb[43]]) as u64;
+            // i_mode is at byte 4 of an inode; its high byte holds the file type.
+            flip_byte(&path, meta * block + root_nid * 32 + 5);
+        },
+        "not a sound EROFS image",
+        |_, alpine| erofs(&alpine["layers"][1]),
+        Some(true),
+    );
+    damaged(
         "truncated EROFS image",
         |_, alpine| {
             let path = erofs(&alpine["layers"][0]);

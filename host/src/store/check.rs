@@ -510,31 +510,9 @@ fn reason_of(error: StoreError) -> String {
     }
 }
 
-/// Walks the EROFS image at `path` (superblock, inodes, directories).
+/// Walks the EROFS image at `path` (superblock, inodes, xattrs,
+/// directories, data layout: what `fsck.erofs` checks).
 fn check_erofs(path: &Path) -> Result<(), String> {
     let mut file = std::io::BufReader::new(File::open(path).map_err(|e| e.to_string())?);
-    erofs_check(&mut file)
-}
-
-// TODO(erofs check): replace with `msb_erofs::check(&mut file).map(drop).map_err(|e| e.to_string())`
-// once `erofs/src/check.rs` lands; this stub only checks the superblock's
-// magic and that the image is as long as the superblock says.
-fn erofs_check<R: Read + std::io::Seek>(image: &mut R) -> Result<(), String> {
-    use std::io::SeekFrom;
-    let len = image.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
-    let mut sb = [0u8; 128];
-    image.seek(SeekFrom::Start(1024)).map_err(|e| e.to_string())?;
-    image.read_exact(&mut sb).map_err(|_| format!("{len} bytes: too short for a superblock"))?;
-    if sb[0..4] != 0xE0F5_E1E2u32.to_le_bytes() {
-        return Err("no EROFS superblock magic at offset 1024".into());
-    }
-    let blkszbits = sb[12];
-    if !(9..=16).contains(&blkszbits) {
-        return Err(format!("block size 2^{blkszbits} is out of range"));
-    }
-    let blocks = u32::from_le_bytes([sb[36], sb[37], sb[38], sb[39]]) as u64;
-    if blocks << blkszbits > len {
-        return Err(format!("superblock says {} bytes; the file has {len}", blocks << blkszbits));
-    }
-    Ok(())
+    msb_erofs::check(&mut file).map(drop).map_err(|e| e.to_string())
 }
