@@ -160,22 +160,14 @@ pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
 }
 
 /// Checks `image` with `fsck.erofs`, then compares its tree (a kernel
-/// mount, or `fsck.erofs --extract` where mounting is not permitted) with
-/// the layer tar `layer` (compressed or not) entry by entry.
+/// mount) with the layer tar `layer` (compressed or not) entry by entry.
 pub fn check_erofs_against_tar(image: &Path, layer: &Path) {
     require("fsck.erofs");
     run(Command::new("fsck.erofs").arg(image));
     let dir = scratch();
-    let tree = dir.path().join("tree");
-    std::fs::create_dir(&tree).expect("mkdir");
-    let mount = Mount::erofs(image, &tree);
-    if mount.is_none() {
-        eprintln!("note: cannot mount EROFS here; comparing an fsck.erofs --extract instead");
-        std::fs::remove_dir(&tree).expect("rmdir");
-        run(Command::new("fsck.erofs").arg(format!("--extract={}", tree.display())).arg(image));
-    }
+    let mount = Mount::erofs(image, dir.path());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/compare_tree.py");
-    let out = Command::new("python3").arg(script).arg(layer).arg(&tree).output().expect("run compare_tree.py");
+    let out = Command::new("python3").arg(script).arg(layer).arg(dir.path()).output().expect("run compare_tree.py");
     drop(mount);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{} differs from {}:\n{stdout}{stderr}", image.display(), layer.display());
@@ -187,28 +179,27 @@ pub struct Mount {
 }
 
 impl Mount {
-    /// `mount -t erofs -o loop,ro IMAGE TARGET`, or `None` if not permitted.
-    pub fn erofs(image: &Path, target: &Path) -> Option<Mount> {
-        let ok = Command::new("mount")
-            .args(["-t", "erofs", "-o", "loop,ro"])
-            .arg(image)
-            .arg(target)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Mount { target: target.to_path_buf() })
+    /// `mount -t erofs -o loop,ro IMAGE TARGET`; fails the test, naming what
+    /// is missing, where that is not permitted.
+    pub fn erofs(image: &Path, target: &Path) -> Mount {
+        Mount::run(Command::new("mount").args(["-t", "erofs", "-o", "loop,ro"]).arg(image).arg(target), target)
     }
 
     /// An overlay of `lower` dirs (top first), read-only.
-    pub fn overlay(lower: &[&Path], target: &Path) -> Option<Mount> {
+    pub fn overlay(lower: &[&Path], target: &Path) -> Mount {
         let dirs: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
-        let ok = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &format!("ro,lowerdir={}", dirs.join(":"))])
-            .arg(target)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Mount { target: target.to_path_buf() })
+        let options = format!("ro,lowerdir={}", dirs.join(":"));
+        Mount::run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(target), target)
+    }
+
+    fn run(cmd: &mut Command, target: &Path) -> Mount {
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: the tests need root and the kernel's erofs, loop and overlay support: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Mount { target: target.to_path_buf() }
     }
 }
 

@@ -157,3 +157,43 @@ fn remove(path: &std::path::Path) -> Result<u64, StoreError> {
     std::fs::remove_file(path).map_err(io_err(path))?;
     Ok(size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored image whose `index.json` entry labels its manifest an index:
+    /// gc must still keep what the manifest reaches (it walks by parsing).
+    #[test]
+    fn the_closure_follows_what_the_bytes_are_not_their_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let put = |bytes: &[u8]| {
+            let digest = Digest::of(bytes);
+            std::fs::write(store.blob_path(&digest), bytes).unwrap();
+            digest
+        };
+        let layer = put(b"layer");
+        let diff_id = Digest::of(b"tar");
+        std::fs::write(store.layer_path(&diff_id), b"erofs").unwrap();
+        let config = put(format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#).as_bytes());
+        let manifest = put(format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{}","digest":"{config}","size":1}},
+                    "layers":[{{"mediaType":"{}","digest":"{layer}","size":5}}]}}"#,
+            oci::MEDIA_TYPE_CONFIG,
+            oci::MEDIA_TYPE_LAYER
+        )
+        .as_bytes());
+        let entry = IndexEntry {
+            reference: Some("x:1".parse().unwrap()),
+            media_type: oci::MEDIA_TYPE_INDEX.into(),
+            digest: manifest.clone(),
+            size: 1,
+            platform: None,
+        };
+        index::write(&store, &[entry.clone()]).unwrap();
+        let closure = store.closure(&entry).unwrap();
+        assert_eq!(closure.blobs, [manifest, config, layer].into_iter().collect());
+        assert_eq!(closure.diff_ids, [diff_id].into_iter().collect());
+    }
+}
