@@ -77,10 +77,10 @@ impl TarArchive {
             if entry.offset.checked_add(entry.size).is_none_or(|end| end > len) {
                 return Err(bad(&entry.path, "the archive is truncated: this entry ends past the end of the file"));
             }
-            if let Some(earlier) = index.get(&entry.path) {
-                if !same_entry(&file, earlier, &entry)? {
-                    return Err(bad(&entry.path, "the archive holds this path twice, with different content"));
-                }
+            if let Some(earlier) = index.get(&entry.path)
+                && !same_entry(&file, earlier, &entry)?
+            {
+                return Err(bad(&entry.path, "the archive holds this path twice, with different content"));
             }
             index.push(entry);
         }

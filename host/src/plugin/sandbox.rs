@@ -75,7 +75,11 @@ impl Budget {
 
 /// `limit` bytes as people read it (MiB when whole, as the variables set it).
 fn amount(limit: u64) -> String {
-    if limit >= 1 << 20 && limit % (1 << 20) == 0 { format!("{} MiB", limit >> 20) } else { format!("{limit} bytes") }
+    if limit >= 1 << 20 && limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    }
 }
 
 /// What a plugin is told, and the user shown, when a budget runs out.
