@@ -287,10 +287,24 @@ fn read_verified(archive: &dyn Archive, session: &mut Session, blob: &Blob) -> R
     Ok(bytes)
 }
 
+/// Reads `image`'s config and manifest (digests checked), then checks it.
 fn plan_image(
     archive: &dyn Archive,
     session: &mut Session,
     image: Image,
+    unique: &mut usize,
+) -> Result<ImagePlan, LoadError> {
+    let config = read_verified(archive, session, &image.config)?;
+    let manifest = image.manifest.as_ref().map(|blob| read_verified(archive, session, blob)).transpose()?;
+    check_image(image, config, manifest, unique)
+}
+
+/// Checks what a decoder said of one image against its config and manifest
+/// bytes: media types, the manifest's config and layers, diff_ids, refs.
+fn check_image(
+    image: Image,
+    config_bytes: Vec<u8>,
+    manifest_bytes: Option<Vec<u8>>,
     unique: &mut usize,
 ) -> Result<ImagePlan, LoadError> {
     let (bare_tags, refs): (Vec<&String>, Vec<&String>) = image.refs.iter().partition(|r| is_bare_tag(r));
@@ -303,15 +317,13 @@ fn plan_image(
     if let Some(media_type) = image.config.media_type.as_deref().filter(|m| !oci::is_config(m)) {
         return Err(LoadError::invalid(&config_what, format!("media type {media_type} is not an image config")));
     }
-    let config_bytes = read_verified(archive, session, &image.config)?;
     let config: oci::Config = serde_json::from_slice(&config_bytes)
         .map_err(|e| LoadError::invalid(&config_what, format!("not an image config: {e}")))?;
     let config_digest = Digest::of(&config_bytes);
 
-    let manifest = match &image.manifest {
-        Some(blob) => {
+    let manifest = match (&image.manifest, manifest_bytes) {
+        (Some(blob), Some(bytes)) => {
             let what = describe(&blob.source);
-            let bytes = read_verified(archive, session, blob)?;
             let (manifest, media_type) = match oci::Document::parse(&bytes, blob.media_type.as_deref()) {
                 Ok(oci::Document::Manifest(manifest, media_type)) => (manifest, media_type),
                 Ok(oci::Document::Index(..)) => {
@@ -343,7 +355,7 @@ fn plan_image(
             }
             Some((bytes, media_type, manifest))
         }
-        None => None,
+        _ => None,
     };
 
     if config.rootfs.diff_ids.len() != image.layers.len() {
@@ -625,6 +637,120 @@ mod tests {
             panic!("a platform the index lacks is refused")
         };
         assert_eq!((wanted.as_str(), present), ("linux/s390x", vec!["linux/amd64".to_string(), "linux/arm64".into()]));
+    }
+
+    const CONFIG: &str = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}"#;
+    const LAYER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn manifest(config_digest: &str, config_size: usize, config_type: &str, layer_type: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{config_type}","digest":"{config_digest}","size":{config_size}}},"layers":[{{"mediaType":"{layer_type}","digest":"{LAYER}","size":7}}]}}"#,
+            oci::MEDIA_TYPE_MANIFEST
+        )
+    }
+
+    fn good_manifest() -> String {
+        manifest(
+            &Digest::of(CONFIG.as_bytes()).to_string(),
+            CONFIG.len(),
+            oci::MEDIA_TYPE_CONFIG,
+            oci::MEDIA_TYPE_LAYER_GZIP,
+        )
+    }
+
+    /// An image as a decoder would describe it, with one layer.
+    fn described(config_type: Option<&str>, layer_digest: Option<&str>, diff_id: Option<&str>) -> Image {
+        let blob = |media_type: Option<&str>, digest: Option<&str>| Blob {
+            media_type: media_type.map(str::to_string),
+            digest: digest.map(str::to_string),
+            source: Source::Entry("entry".into()),
+        };
+        Image {
+            refs: vec!["alpine:3.20".into(), "latest".into()],
+            platform: None,
+            indexes: vec![],
+            manifest: Some(blob(None, None)),
+            config: blob(config_type, None),
+            layers: vec![crate::plugin::bindings::msb::format::types::Layer {
+                blob: blob(None, layer_digest),
+                diff_id: diff_id.map(str::to_string),
+            }],
+            attachments: vec![],
+        }
+    }
+
+    fn check(image: Image, config: &str, manifest: Option<String>) -> Result<ImagePlan, String> {
+        check_image(image, config.as_bytes().to_vec(), manifest.map(String::into_bytes), &mut 0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_consistent_image_is_planned() {
+        let plan = check(described(None, Some(LAYER), None), CONFIG, Some(good_manifest())).unwrap();
+        assert_eq!(plan.refs, vec!["alpine:3.20".parse::<Reference>().unwrap()]);
+        assert_eq!(plan.bare_tags, ["latest"]);
+        assert_eq!(plan.platform.to_string(), "linux/amd64");
+        assert_eq!(plan.manifest.unwrap().1, oci::MEDIA_TYPE_MANIFEST);
+        let layer = &plan.layers[0];
+        assert_eq!((layer.size, layer.media_type.as_deref()), (Some(7), Some(oci::MEDIA_TYPE_LAYER_GZIP)));
+        assert_eq!(layer.key, LayerKey::Digest(LAYER.parse().unwrap()));
+    }
+
+    #[test]
+    fn every_contradiction_of_an_image_is_refused() {
+        let digest = Digest::of(CONFIG.as_bytes()).to_string();
+        let unknown = "application/vnd.example.unknown.v1";
+        let other = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+        let index = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#, oci::MEDIA_TYPE_INDEX);
+        let cases: Vec<(Image, &str, Option<String>, &str)> = vec![
+            (described(Some(unknown), None, None), CONFIG, Some(good_manifest()), "is not an image config"),
+            (described(None, None, None), "[]", None, "not an image config"),
+            (described(None, None, None), CONFIG, Some("{".into()), "not an image manifest or index"),
+            (described(None, None, None), CONFIG, Some(index), "is an image index, where the decoder gave a manifest"),
+            (
+                described(None, None, None),
+                CONFIG,
+                Some(manifest(other, CONFIG.len(), oci::MEDIA_TYPE_CONFIG, oci::MEDIA_TYPE_LAYER)),
+                "names config",
+            ),
+            (
+                described(None, None, None),
+                CONFIG,
+                Some(manifest(&digest, 5, oci::MEDIA_TYPE_CONFIG, oci::MEDIA_TYPE_LAYER)),
+                "the manifest says 5",
+            ),
+            (
+                described(None, None, None),
+                CONFIG,
+                Some(manifest(&digest, CONFIG.len(), unknown, oci::MEDIA_TYPE_LAYER)),
+                "config media type application/vnd.example.unknown.v1 is not an image config",
+            ),
+            (
+                described(None, None, None),
+                CONFIG,
+                Some(manifest(&digest, CONFIG.len(), oci::MEDIA_TYPE_CONFIG, unknown)),
+                "is not a layer msb knows",
+            ),
+            (described(None, Some(other), None), CONFIG, Some(good_manifest()), "digest differs from the manifest's"),
+            (described(None, Some("sha256:zz"), None), CONFIG, Some(good_manifest()), "invalid digest"),
+            (described(None, None, Some(other)), CONFIG, Some(good_manifest()), "the decoder says diff_id"),
+            (
+                described(None, None, None),
+                r#"{"rootfs":{"type":"layers","diff_ids":[]}}"#,
+                None,
+                "lists 0 diff_ids for 1 layers",
+            ),
+        ];
+        for (image, config, manifest, expected) in cases {
+            let error = check(image, config, manifest).err().unwrap_or_else(|| panic!("{expected}: accepted"));
+            assert!(error.contains(expected), "expected {expected:?} in {error:?}");
+        }
+        let mut two = described(None, None, None);
+        two.layers.push(two.layers[0].clone());
+        assert!(check(two, CONFIG, Some(good_manifest())).err().unwrap().contains("do not match the manifest's"));
+        let mut bad_ref = described(None, None, None);
+        bad_ref.refs = vec!["not a/ref:1".into()];
+        assert!(check(bad_ref, CONFIG, None).err().unwrap().contains("invalid image reference"));
     }
 
     #[test]
