@@ -35,6 +35,9 @@ if ! cargo +nightly fuzz build "${flags[@]}" >build.log 2>&1; then
 fi
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
+# The binaries are run directly: `cargo fuzz run` would check the build
+# again before each target.
+bin=target/x86_64-unknown-linux-gnu/release
 targets=${MSB_FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -42,8 +45,8 @@ failed=0
 for target in $targets; do
   mkdir -p "corpus/$target" "artifacts/$target"
   log=$logs/$target.log
-  if cargo +nightly fuzz run "${flags[@]}" "$target" -- \
-    -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+  if "$bin/$target" -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" -timeout=20 \
+    -rss_limit_mb=2048 -print_final_stats=1 "corpus/$target" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)

@@ -2,7 +2,7 @@
 //! raw tar (seeds) or a structured one (whiteouts, hardlinks, long names,
 //! PAX records, GNU and PAX sparse files, devices, damage). It must never
 //! panic, an error must say something, and an image it writes must be as
-//! long as it says.
+//! long as it says and pass `msb_erofs::check`.
 //!
 //! `MSB_FUZZ_FSCK=1` also runs `fsck.erofs` on every image written (slow;
 //! for long runs).
@@ -10,6 +10,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use msb_fuzz::layer::Layer;
+use std::io::Seek;
 use std::sync::OnceLock;
 
 /// Where the writer's temporary files and the images go, per process.
@@ -32,11 +33,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Ok(summary) => {
             let len = image.as_file().metadata().expect("stat image").len();
             assert_eq!(summary.bytes, len, "the summary's size is the image's");
-            // TODO(check): once `msb_erofs::check` lands (erofs/src/check.rs),
-            // assert every image passes it:
-            //     use std::io::Seek;
-            //     image.as_file_mut().rewind().expect("rewind");
-            //     msb_erofs::check(image.as_file_mut()).unwrap_or_else(|e| panic!("check: {e}"));
+            image.as_file_mut().rewind().expect("rewind the image");
+            if let Err(e) = msb_erofs::check(image.as_file_mut()) {
+                panic!("the writer made an image its checker refuses: {e}");
+            }
             if std::env::var_os("MSB_FUZZ_FSCK").is_some() {
                 fsck(image.path());
             }

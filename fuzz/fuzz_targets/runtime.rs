@@ -16,6 +16,7 @@ use msb::progress::Silent;
 use msb::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ struct Env {
 /// The built-in decoders, by name, for `--plugin NAME`.
 const BUILT_IN: [&str; 4] = ["oci-layout", "docker-save", "docker-v1", "containers-dir"];
 
+/// Which scratch store the next run loads into.
+static STORE: AtomicUsize = AtomicUsize::new(0);
+
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -37,7 +41,9 @@ fn env() -> &'static Env {
         // Low limits: a spinning or hoarding decoder costs little per run.
         let limits =
             Limits { memory: 64 << 20, time: Duration::from_millis(200), read_bytes: 16 << 20, ..Limits::default() };
-        let runtime = Runtime::new(Some(scratch.path().join("cache")), limits).expect("runtime");
+        // Compiled components are cached across runs (keyed by digest and engine).
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugin-cache");
+        let runtime = Runtime::new(Some(cache), limits).expect("runtime");
         // Built by host/build.rs along with the built-ins.
         let hostile =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/release/hostile.wasm");
@@ -56,7 +62,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         7 => env.hostile.as_ref().map(|p| p.display().to_string()),
         _ => None,
     };
-    let root = env.scratch.path().join("store");
+    // A store the host has seen stays known to it (its per-process tmp
+    // dir): after a successful load the next run uses a new one.
+    let root = env.scratch.path().join(format!("store-{}", STORE.load(Ordering::Relaxed)));
     let store = Store::open(&root).expect("open the scratch store");
     let before = snapshot(&root);
     let options = LoadOptions {
@@ -71,7 +79,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     };
     match load(&store, &env.runtime, &options, &Silent) {
         // Start the next run from an empty store.
-        Ok(_) => std::fs::remove_dir_all(&root).expect("clear the scratch store"),
+        Ok(_) => {
+            STORE.fetch_add(1, Ordering::Relaxed);
+            let _ = std::fs::remove_dir_all(&root);
+        }
         Err(e) => {
             let message = e.to_string();
             assert!(!message.trim().is_empty(), "an error says what is wrong: {e:?}");
