@@ -27,7 +27,7 @@ pub fn run(store: &Store, args: Args) -> Result<()> {
                 println!("{problem}");
             }
             for name in &report.removed_refs {
-                println!("removed ref {name}");
+                println!("removed {name}");
             }
             for path in &report.removed_files {
                 println!("removed {}", path.display());
@@ -46,11 +46,11 @@ pub fn run(store: &Store, args: Args) -> Result<()> {
     match report.problems.len() {
         0 => Ok(()),
         n if args.repair => bail!(
-            "{n} problems found; removed {} refs and {} files",
+            "{n} problem(s) found; removed {} refs and {} files",
             report.removed_refs.len(),
             report.removed_files.len()
         ),
-        n => bail!("{n} problems found; `msb check --repair` removes what cannot be trusted"),
+        n => bail!("{n} problem(s) found; `msb check --repair` removes what cannot be trusted"),
     }
 }
 

@@ -54,8 +54,8 @@ pub struct CheckReport {
     pub records: usize,
     /// Files removed by a repair.
     pub removed_files: Vec<PathBuf>,
-    /// Index entries removed by a repair: their ref, or their digest for
-    /// an unnamed image, or `index.json entry #n` for one that did not parse.
+    /// Index entries removed by a repair: `ref <ref>`, `image <digest>`
+    /// (unnamed), `index.json entry #n` (did not parse), or every ref.
     pub removed_refs: Vec<String>,
     /// Records a repair wrote after verifying a layer blob that had none
     /// (a store upgraded from format version 1).
@@ -175,7 +175,10 @@ impl Store {
             if walk.sound {
                 scan.keep.push(entry);
             } else {
-                scan.drop.push(name);
+                scan.drop.push(match &entry.reference {
+                    Some(r) => format!("ref {r}"),
+                    None => format!("image {}", entry.digest),
+                });
                 scan.rewrite_index = true;
             }
         }
@@ -251,7 +254,7 @@ impl Store {
         let Some(bytes) = bytes else {
             scan.problem(&path, format!("larger than {MAX_INDEX} bytes; no ref can be trusted"));
             scan.rewrite_index = true;
-            scan.drop.push("every ref".into());
+            scan.drop.push("every ref (index.json is unreadable)".into());
             return Ok(Vec::new());
         };
         let manifests = match serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -273,7 +276,7 @@ impl Store {
         };
         if scan.problems.iter().any(|p| p.path == path) {
             scan.rewrite_index = true;
-            scan.drop.push("every ref".into());
+            scan.drop.push("every ref (index.json is unreadable)".into());
         }
         let mut entries = Vec::new();
         for (n, value) in manifests.into_iter().enumerate() {
