@@ -132,12 +132,14 @@ fn tag_rmi_and_gc_leave_no_orphans() {
     assert_eq!((count("oci/blobs/sha256"), count("layers")), (0, 0), "nothing is left");
     let (stdout, _) = msb.ok(["images", "--format", "json"]);
     assert_eq!(stdout.trim(), "[]");
-    // What a crashed load left in tmp/ goes once it is a day old.
-    let (stale, fresh) = (msb.home().join("tmp/stage-crashed"), msb.home().join("tmp/stage-running"));
-    std::fs::create_dir_all(stale.join("blobs")).unwrap();
-    std::fs::create_dir_all(&fresh).unwrap();
-    run(Command::new("touch").args(["-d", "2 days ago"]).arg(&stale));
+    // What killed commands left in tmp/ goes at once, however fresh: a
+    // process directory whose flock nobody holds, and anything else no lock
+    // covers (a live command's directory stays: see tests/store.rs).
+    let (dead, loose) = (msb.home().join("tmp/proc-1-dead"), msb.home().join("tmp/stage-crashed"));
+    std::fs::create_dir_all(dead.join("stage-x")).unwrap();
+    std::fs::write(msb.home().join("tmp/proc-1-dead.lock"), b"").unwrap();
+    std::fs::create_dir_all(loose.join("blobs")).unwrap();
     msb.ok(["gc"]);
-    assert!(!stale.exists() && fresh.exists());
+    assert_eq!(std::fs::read_dir(msb.home().join("tmp")).unwrap().count(), 0, "tmp/ after gc");
     assert!(Path::new(&msb.home().join("oci/index.json")).is_file());
 }
