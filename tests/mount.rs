@@ -34,7 +34,7 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 fn fs_type(dir: &Path) -> Option<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
     let dir = dir.canonicalize().ok()?;
-    info.lines().filter(|l| l.split(' ').nth(4) == dir.to_str()).last().and_then(|l| {
+    info.lines().rfind(|l| l.split(' ').nth(4) == dir.to_str()).and_then(|l| {
         let after = l.split(" - ").nth(1)?;
         after.split(' ').next().map(str::to_string)
     })

@@ -182,8 +182,7 @@ fn fs_type_at(dir: &Path) -> Option<String> {
     }
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(escaped.as_str()))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(escaped.as_str()))
         .and_then(|l| l.split(" - ").nth(1)?.split(' ').next().map(str::to_string))
 }
 
