@@ -56,6 +56,18 @@ fn loops_backed_by(dir: &Path) -> Vec<String> {
     found
 }
 
+/// Runs `msb umount DIR` on drop if DIR is still mounted, so that a
+/// failing test leaves no mount behind.
+struct Unmounter<'a>(&'a Msb, PathBuf);
+
+impl Drop for Unmounter<'_> {
+    fn drop(&mut self) {
+        if fs_type(&self.1).is_some() {
+            let _ = self.0.cmd([Path::new("umount"), &self.1]).status();
+        }
+    }
+}
+
 /// Asserts `umount` left nothing: no mount under the target or the store,
 /// no loop device on the store's layers, no dir under `mounts/`.
 fn assert_clean(msb: &Msb, target: &Path) {
@@ -85,6 +97,7 @@ fn mounts_the_merged_tree_and_unmounts_cleanly() {
     let dir = scratch();
     let target = dir.path().join("root");
     std::fs::create_dir(&target).unwrap();
+    let _guard = Unmounter(&msb, target.clone());
     let (_, stderr) = msb.ok(["mount", "layers:1", target.to_str().unwrap()]);
     assert!(stderr.contains("✓ Mounted layers:1 (linux/amd64, 3 layers)"), "{stderr}");
     assert_eq!(fs_type(&target).as_deref(), Some("overlay"));
@@ -153,6 +166,7 @@ fn mounts_one_layer_images_and_a_chosen_platform() {
     let dir = scratch();
     let target = dir.path().join("arm");
     std::fs::create_dir(&target).unwrap();
+    let _guard = Unmounter(&msb, target.clone());
     // The arm64 image has one layer: an overlay of it over an empty dir.
     let (_, stderr) = msb.ok(["mount", "--platform", "linux/arm64", "multi:1", target.to_str().unwrap()]);
     assert!(stderr.contains("linux/arm64/v8, 1 layers"), "{stderr}");
