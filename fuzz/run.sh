@@ -5,7 +5,9 @@
 # Exit 0: no crash (or no nightly toolchain: skipped); 1: a crash or a failed
 # build. See FUZZING.md.
 #
-# Environment: MSB_FUZZ_SANITIZER (default none; address for ASan builds),
+# Environment: MSB_FUZZ_TARGET_DIR (default fuzz/target; a directory outside
+# the clone keeps the build warm across fresh clones),
+# MSB_FUZZ_SANITIZER (default none; address for ASan builds),
 # MSB_FUZZ_TARGETS (default: all), MSB_FUZZ_FSCK=1 (erofs_writer also runs
 # fsck.erofs on every image).
 set -euo pipefail
@@ -26,9 +28,10 @@ fi
 # Release with debug assertions and overflow checks; no sanitizer by default
 # (FUZZING.md: an ASan build of wasmtime costs minutes more, and the code
 # under test is safe Rust).
+target_dir=${MSB_FUZZ_TARGET_DIR:-$here/target}
 flags=(-O -a --sanitizer "${MSB_FUZZ_SANITIZER:-none}" --codegen-units 16)
 start=$(date +%s)
-if ! cargo +nightly fuzz build "${flags[@]}" >build.log 2>&1; then
+if ! cargo +nightly fuzz build "${flags[@]}" --target-dir "$target_dir" >build.log 2>&1; then
   tail -n 30 build.log >&2
   echo "fuzz: build failed (fuzz/build.log)"
   exit 1
@@ -37,7 +40,7 @@ echo "fuzz: built in $(($(date +%s) - start)) s"
 
 # The binaries are run directly: `cargo fuzz run` would check the build
 # again before each target.
-bin=target/x86_64-unknown-linux-gnu/release
+bin=$target_dir/x86_64-unknown-linux-gnu/release
 targets=${MSB_FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
