@@ -39,16 +39,31 @@ fn renames_and_tags() {
 
 #[test]
 fn a_directory_with_several_images_loads_them_all() {
+    // umoci names them by tags alone (base, arm, multi): no repository, so
+    // no ref without -t, and a note for each.
     let fx = oci_fixtures();
+    let layout = fx.join("layout");
     let msb = Msb::new();
-    let (_, stderr) = msb.ok(["load", "-i", fx.join("layout").to_str().unwrap()]);
-    for name in ["base:latest", "arm:latest", "multi:latest"] {
-        assert!(stderr.contains(&format!("✓ Loaded {name}")), "{stderr}");
+    let (_, stderr) = msb.ok(["load", "-i", layout.to_str().unwrap()]);
+    for tag in ["base", "arm", "multi"] {
+        assert!(stderr.contains(&format!("only by the tag \"{tag}\"")), "{stderr}");
+    }
+    let (stdout, _) = msb.ok(["images", "--format", "json"]);
+    let images: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(images.as_array().unwrap().iter().all(|i| i["ref"].is_null()), "{images}");
+
+    // -t REPOSITORY keeps each tag, as containerd's --base-name does.
+    let (_, stderr) = msb.ok(["load", "-i", layout.to_str().unwrap(), "-t", "example.com/team/app"]);
+    for tag in ["base", "arm", "multi"] {
+        assert!(stderr.contains(&format!("✓ Loaded example.com/team/app:{tag}")), "{stderr}");
     }
     // `arm` is an arm64 image on its own: loaded as it is, with a note.
     assert!(stderr.contains("note: the image is for linux/arm64; this machine is linux/amd64"), "{stderr}");
-    assert_eq!(msb.inspect("arm")["platform"], "linux/arm64");
-    assert_eq!(msb.inspect("multi")["config_digest"], msb.inspect("base")["config_digest"]);
+    assert_eq!(msb.inspect("example.com/team/app:arm")["platform"], "linux/arm64");
+    assert_eq!(
+        msb.inspect("example.com/team/app:multi")["config_digest"],
+        msb.inspect("example.com/team/app:base")["config_digest"]
+    );
 }
 
 #[test]

@@ -38,6 +38,17 @@ impl Reference {
         self.tag.as_deref()
     }
 
+    /// This repository with `tag` (and no digest).
+    pub fn with_tag(&self, tag: &str) -> Result<Reference, InvalidReference> {
+        format!("{}:{tag}", self.name).parse()
+    }
+
+    /// Whether `input` (a ref as written) names a tag or a digest, rather
+    /// than a repository alone that gets `latest`.
+    pub fn names_version(input: &str) -> bool {
+        input.contains('@') || input.rsplit('/').next().is_some_and(|last| last.contains(':'))
+    }
+
     /// The short form docker prints: `alpine:latest`, `user/app:1`,
     /// `quay.io/x/y:2`.
     pub fn familiar(&self) -> String {
@@ -149,6 +160,15 @@ mod tests {
         assert_eq!(f("docker.io/library/alpine:latest"), "alpine:latest");
         assert_eq!(f("docker.io/user/app:1"), "user/app:1");
         assert_eq!(f("quay.io/a/b:c"), "quay.io/a/b:c");
+    }
+
+    #[test]
+    fn tags_given_or_not() {
+        assert!(!Reference::names_version("localhost:5000/app"));
+        assert!(Reference::names_version("app:1") && Reference::names_version("app@sha256:00"));
+        let base: Reference = "localhost:5000/app".parse().unwrap();
+        assert_eq!(base.with_tag("1.0").unwrap().to_string(), "localhost:5000/app:1.0");
+        assert!(base.with_tag("-x").is_err());
     }
 
     #[test]

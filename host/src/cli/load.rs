@@ -31,9 +31,11 @@ pub struct Args {
     /// Rename an image on the way in (repeatable): `-r centos:7=hello`.
     #[arg(short = 'r', long = "rename", value_name = "SRC=DST", value_parser = parse_rename)]
     renames: Vec<(Reference, Reference)>,
-    /// Name the archive's only image REF instead of the names it carries.
-    #[arg(short, long, value_name = "REF")]
-    tag: Option<Reference>,
+    /// Name the archive's only image REF instead of the names it carries. A
+    /// repository alone also names each image the archive names by a tag
+    /// only (an OCI layout's `latest`), with that tag.
+    #[arg(short, long, value_name = "REF", value_parser = parse_tag)]
+    tag: Option<(Reference, bool)>,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -64,7 +66,8 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         platform,
         all_platforms: args.all_platforms,
         renames: args.renames,
-        tag: args.tag,
+        tag_is_repository: args.tag.as_ref().is_some_and(|(_, repository)| *repository),
+        tag: args.tag.map(|(reference, _)| reference),
         max_layer_bytes: max_layer_bytes()?,
     };
     let progress = super::progress::for_terminal(args.quiet);
@@ -92,6 +95,11 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `-t REF`, and whether it names a repository alone.
+fn parse_tag(s: &str) -> Result<(Reference, bool), String> {
+    Ok((s.parse().map_err(|e| format!("{e}"))?, !Reference::names_version(s)))
 }
 
 pub fn parse_rename(s: &str) -> Result<(Reference, Reference), String> {

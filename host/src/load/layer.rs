@@ -50,7 +50,7 @@ pub(crate) fn import(
     progress: &dyn Progress,
 ) -> Result<Imported, LoadError> {
     let store = staging.store();
-    if let Some(imported) = stored(store, layer) {
+    if let Some(imported) = stored(store, layer, size_hint(archive, layer)) {
         staging.require(store.blob_path(&imported.digest));
         staging.require(store.record_path(&imported.digest));
         staging.require(store.layer_path(&imported.diff_id));
@@ -124,12 +124,22 @@ pub const LAYER_LIMIT_VAR: &str = "MSB_LAYER_MAX_GIB";
 /// `layer` as the store has it already, if the store recorded, when it
 /// verified the blob, that this blob has the diff_id the config demands
 /// (and its EROFS image is there): then none of its bytes need reading.
-fn stored(store: &Store, layer: &LayerPlan) -> Option<Imported> {
-    let digest = layer.digest.as_ref()?;
+///
+/// A layer that declares no digest (docker save's `<id>/layer.tar`) of
+/// `source_size` bytes is taken for the uncompressed blob the store has of
+/// its diff_id when that blob has that size: as docker does, a layer the
+/// store has by diff_id is not read again. (Were the archive's bytes other
+/// ones of that size, the image would still get the verified layer its
+/// config names.)
+fn stored(store: &Store, layer: &LayerPlan, source_size: Option<u64>) -> Option<Imported> {
+    let digest = layer.digest.as_ref().unwrap_or(&layer.diff_id);
     let record = store.read_record(digest).ok()??;
     let blob = store.blob_path(digest);
     let size = blob.metadata().ok()?.len();
     if record.diff_id != layer.diff_id || record.size != size || !store.layer_path(&record.diff_id).is_file() {
+        return None;
+    }
+    if layer.digest.is_none() && source_size != Some(size) {
         return None;
     }
     let mut head = [0u8; 8];
@@ -273,19 +283,26 @@ mod tests {
         std::fs::write(store.blob_path(&blob), &tar).unwrap();
         std::fs::write(store.layer_path(&diff_id), b"erofs").unwrap();
         std::fs::write(store.layer_path(&other), b"erofs").unwrap();
-        assert!(stored(&store, &plan(&blob, &diff_id)).is_none(), "no record: read again");
+        assert!(stored(&store, &plan(&blob, &diff_id), None).is_none(), "no record: read again");
         let record = LayerRecord { diff_id: diff_id.clone(), size: tar.len() as u64 };
         std::fs::write(store.record_path(&blob), record.to_bytes()).unwrap();
-        let reused = stored(&store, &plan(&blob, &diff_id)).expect("reused on its record");
+        let reused = stored(&store, &plan(&blob, &diff_id), None).expect("reused on its record");
         assert_eq!(
             (reused.size, reused.compression, reused.media_type.as_str()),
             (record.size, None, oci::MEDIA_TYPE_LAYER)
         );
-        assert!(stored(&store, &plan(&blob, &other)).is_none(), "another diff_id than recorded");
+        assert!(stored(&store, &plan(&blob, &other), None).is_none(), "another diff_id than recorded");
         let mut sized = plan(&blob, &diff_id);
         sized.size = Some(1);
-        assert!(stored(&store, &sized).is_none(), "a declared size that differs");
+        assert!(stored(&store, &sized, None).is_none(), "a declared size that differs");
+        // docker save's layer.tar declares no digest: the uncompressed blob
+        // of its diff_id, of its size, is it.
+        let mut undeclared = plan(&blob, &diff_id);
+        undeclared.digest = None;
+        assert!(stored(&store, &undeclared, Some(tar.len() as u64)).is_some());
+        assert!(stored(&store, &undeclared, Some(3)).is_none(), "another size");
+        assert!(stored(&store, &undeclared, None).is_none(), "a stream");
         std::fs::write(store.blob_path(&blob), b"short").unwrap();
-        assert!(stored(&store, &plan(&blob, &diff_id)).is_none(), "a blob of another size than recorded");
+        assert!(stored(&store, &plan(&blob, &diff_id), None).is_none(), "a blob of another size than recorded");
     }
 }

@@ -42,7 +42,12 @@ pub struct LoadOptions {
     /// `-r SRC=DST`: rename images on the way in.
     pub renames: Vec<(Reference, Reference)>,
     /// `-t REF`: the name of the archive's only image, instead of its own.
+    /// A repository alone (`tag_is_repository`) names every image that the
+    /// archive names by a tag only, with that tag (containerd's
+    /// `--base-name`).
     pub tag: Option<Reference>,
+    /// `-t` gave a repository without tag or digest.
+    pub tag_is_repository: bool,
     /// The most bytes one layer may have uncompressed ([`DEFAULT_MAX_LAYER_BYTES`]).
     pub max_layer_bytes: u64,
 }
