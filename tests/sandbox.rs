@@ -12,40 +12,6 @@ fn hostile_wasm() -> PathBuf {
     testing_wasm("hostile")
 }
 
-/// A test-only decoder built with the others (plugins/testing/NAME).
-fn testing_wasm(name: &str) -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
-    assert!(path.is_file(), "{} is built by host/build.rs", path.display());
-    path
-}
-
-/// A tar whose first entry is `name` (the hostile decoder's instruction).
-fn tar_starting_with(dir: &Path, name: &str) -> PathBuf {
-    let src = dir.join(format!("src-{name}"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join(name), vec![7u8; 100_000]).unwrap();
-    let tar = dir.join(format!("{name}.tar"));
-    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).arg(name));
-    tar
-}
-
-/// Loads `archive` with `msb` and the given env, expecting one error line
-/// that contains `expect`, and the store unchanged.
-fn fails_cleanly(msb: &Msb, args: &[&str], env: &[(&str, &str)], expect: &str) -> String {
-    let before = msb.snapshot();
-    let mut cmd = msb.cmd(args);
-    cmd.envs(env.iter().copied());
-    let out = cmd.output().unwrap();
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains(expect), "wanted {expect:?} in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(msb.snapshot(), before, "the store changed");
-    stderr
-}
-
 #[test]
 fn hostile_plugins_are_contained() {
     let dir = scratch();
@@ -67,7 +33,7 @@ fn hostile_plugins_are_contained() {
     ];
     for (name, env, expect) in cases {
         let tar = tar_starting_with(dir.path(), name);
-        let error = fails_cleanly(&msb, &["load", "--plugin", plugin, "-i", tar.to_str().unwrap()], env, expect);
+        let error = msb.refused(&["load", "--plugin", plugin, "-i", tar.to_str().unwrap()], env, expect);
         assert!(error.contains(&tar.display().to_string()), "names the input: {error}");
     }
 }
@@ -80,8 +46,7 @@ fn the_oci_decoder_runs_inside_the_sandbox() {
     let msb = Msb::new();
     msb.ok(["images"]);
     let archive = fx.join("oci-archive.tar");
-    fails_cleanly(
-        &msb,
+    msb.refused(
         &["load", "-i", archive.to_str().unwrap(), "--plugin", "oci-layout"],
         &[("MSB_PLUGIN_MEMORY_MIB", "1")],
         "plugin oci-layout ran out of memory",
@@ -105,17 +70,12 @@ fn corrupt_archives_leave_the_store_unchanged() {
     let last = bytes.len() - 20;
     bytes[last] ^= 0xff;
     std::fs::write(&blob, bytes).unwrap();
-    let error = fails_cleanly(&msb, &["load", "-i", copy.to_str().unwrap()], &[], &layer);
+    let error = msb.refused(&["load", "-i", copy.to_str().unwrap()], &[], &layer);
     assert!(error.contains(&format!("the archive says sha256:{layer}")), "{error}");
 
     // A manifest that names a blob the archive lacks.
     std::fs::remove_file(&blob).unwrap();
-    fails_cleanly(
-        &msb,
-        &["load", "-i", copy.to_str().unwrap()],
-        &[],
-        &format!("blobs/sha256/{layer}: blob referenced by"),
-    );
+    msb.refused(&["load", "-i", copy.to_str().unwrap()], &[], &format!("blobs/sha256/{layer}: blob referenced by"));
 }
 
 #[test]
@@ -125,8 +85,7 @@ fn things_that_are_not_image_archives() {
     msb.ok(["images"]);
     let empty = dir.path().join("empty.tar");
     std::fs::write(&empty, b"").unwrap();
-    fails_cleanly(
-        &msb,
+    msb.refused(
         &["load", "-i", empty.to_str().unwrap()],
         &[],
         "not a recognized image archive (an empty file); tried ",
@@ -134,36 +93,31 @@ fn things_that_are_not_image_archives() {
 
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "just some text\n".repeat(100)).unwrap();
-    fails_cleanly(&msb, &["load", "-i", text.to_str().unwrap()], &[], "(a text file)");
+    msb.refused(&["load", "-i", text.to_str().unwrap()], &[], "(a text file)");
 
     let zip = dir.path().join("image.tar");
     run(Command::new("python3")
         .arg("-c")
         .arg("import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').writestr('a', 'b')")
         .arg(&zip));
-    fails_cleanly(&msb, &["load", "-i", zip.to_str().unwrap()], &[], "(a zip archive); tried ");
-    fails_cleanly(&msb, &["load", "-i", "/bin/true"], &[], "(an ELF binary); tried ");
+    msb.refused(&["load", "-i", zip.to_str().unwrap()], &[], "(a zip archive); tried ");
+    msb.refused(&["load", "-i", "/bin/true"], &[], "(an ELF binary); tried ");
 
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
     let tar = dir.path().join("rootfs.tar");
     run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&rootfs).arg("etc"));
-    fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "root file system tar");
-    let error = fails_cleanly(&msb, &["load", "-i", tar.to_str().unwrap()], &[], "not a recognized image archive");
+    msb.refused(&["load", "-i", tar.to_str().unwrap()], &[], "root file system tar");
+    let error = msb.refused(&["load", "-i", tar.to_str().unwrap()], &[], "not a recognized image archive");
     assert!(
         ["docker-save", "docker-v1", "oci-layout"].iter().all(|d| error.contains(d)),
         "names what was tried: {error}"
     );
 
     let missing = dir.path().join("nope.tar");
-    fails_cleanly(&msb, &["load", "-i", missing.to_str().unwrap()], &[], "nope.tar");
-    fails_cleanly(
-        &msb,
-        &["load", "-i", tar.to_str().unwrap(), "--plugin", "nosuch"],
-        &[],
-        "no decoder named \"nosuch\"",
-    );
+    msb.refused(&["load", "-i", missing.to_str().unwrap()], &[], "nope.tar");
+    msb.refused(&["load", "-i", tar.to_str().unwrap(), "--plugin", "nosuch"], &[], "no decoder named \"nosuch\"");
 }
 
 #[test]
@@ -271,8 +225,7 @@ fn layers_can_stream_out_of_a_plugin() {
 
     // A stream that breaks halfway: one line naming the decoder, nothing stored.
     let (broken, _) = streamed_archive(dir.path(), Some(100_000));
-    fails_cleanly(
-        &msb,
+    msb.refused(
         &["load", "--plugin", plugin.to_str().unwrap(), "-i", broken.to_str().unwrap()],
         &[],
         "layer.xor: stream broken on purpose at byte",
@@ -354,8 +307,7 @@ fn a_file_that_is_not_a_tar_reaches_decoders_as_one_entry() {
     let plugin = hostile_wasm();
     let msb = Msb::new();
     msb.ok(["images"]);
-    fails_cleanly(
-        &msb,
+    msb.refused(
         &["load", "--plugin", plugin.to_str().unwrap(), "-i", raw.to_str().unwrap()],
         &[],
         "plugin hostile crashed",
@@ -363,8 +315,7 @@ fn a_file_that_is_not_a_tar_reaches_decoders_as_one_entry() {
     let gz = dir.path().join("panic.gz");
     let file = std::fs::File::create(&gz).unwrap();
     assert!(Command::new("gzip").arg("-c").arg(&raw).stdout(file).status().unwrap().success());
-    fails_cleanly(
-        &msb,
+    msb.refused(
         &["load", "--plugin", plugin.to_str().unwrap(), "-i", gz.to_str().unwrap()],
         &[],
         "plugin hostile crashed",

@@ -9,14 +9,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A test-only decoder built with the others (plugins/testing/NAME).
-fn testing_wasm(name: &str) -> PathBuf {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
-    assert!(path.is_file(), "{} is built by host/build.rs", path.display());
-    path
-}
-
 /// The `impostor` decoder made to call itself `name`, written to `dir/file`.
 fn impostor(dir: &Path, file: &str, name: &str) -> PathBuf {
     let mut bytes = std::fs::read(testing_wasm("impostor")).unwrap();
@@ -29,30 +21,6 @@ fn impostor(dir: &Path, file: &str, name: &str) -> PathBuf {
     path
 }
 
-/// A tar of one file `name` (100 kB), the hostile decoder's instruction.
-fn tar_starting_with(dir: &Path, name: &str) -> PathBuf {
-    let src = dir.join(format!("src-{name}"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join(name), vec![7u8; 100_000]).unwrap();
-    let tar = dir.join(format!("{name}.tar"));
-    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).arg(name));
-    tar
-}
-
-/// `msb ARGS` with `env`: exit 1, one error line containing `expect`, the
-/// store unchanged; returns the line.
-fn refused(msb: &Msb, args: &[&str], env: &[(&str, &str)], expect: &str) -> String {
-    let before = msb.snapshot();
-    let out = msb.cmd(args).envs(env.iter().copied()).output().unwrap();
-    let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains(expect), "wanted {expect:?} in: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(msb.snapshot(), before, "the store changed");
-    stderr
-}
-
 #[test]
 fn plugin_names_must_be_safe_file_names() {
     let dir = scratch();
@@ -62,10 +30,10 @@ fn plugin_names_must_be_safe_file_names() {
     for name in ["../x", "Upper", "-dash", "a/b", "a.b"] {
         let plugin = impostor(dir.path(), "bad.wasm", name);
         let plugin = plugin.to_str().unwrap();
-        let error = refused(&msb, &["plugin", "install", plugin], &[], "which is not a plugin name");
+        let error = msb.refused(&["plugin", "install", plugin], &[], "which is not a plugin name");
         assert!(error.contains("bad.wasm") && error.contains(&format!("calls itself {name:?}")), "{error}");
         let archive = tar_starting_with(dir.path(), "impostor-wins");
-        refused(&msb, &["load", "--plugin", plugin, "-i", archive.to_str().unwrap()], &[], "is not a plugin name");
+        msb.refused(&["load", "--plugin", plugin, "-i", archive.to_str().unwrap()], &[], "is not a plugin name");
     }
     assert!(!outside.exists(), "nothing written outside the plugins directory");
 }
@@ -148,20 +116,18 @@ fn work_outside_the_sandbox_is_bounded() {
     ];
     for (name, env, expect) in cases {
         let tar = tar_starting_with(dir.path(), name);
-        let error = refused(&msb, &["load", "--plugin", plugin, "-i", tar.to_str().unwrap()], env, expect);
+        let error = msb.refused(&["load", "--plugin", plugin, "-i", tar.to_str().unwrap()], env, expect);
         assert!(error.contains(&tar.display().to_string()), "names the input: {error}");
     }
     // The limits are numbers of MiB that fit.
     let tar = tar_starting_with(dir.path(), "honest");
     let tar = tar.to_str().unwrap();
-    refused(
-        &msb,
+    msb.refused(
         &["load", "-i", tar],
         &[("MSB_PLUGIN_STREAM_MIB", "lots")],
         "MSB_PLUGIN_STREAM_MIB=\"lots\" is not a number",
     );
-    refused(
-        &msb,
+    msb.refused(
         &["load", "-i", tar],
         &[("MSB_PLUGIN_HASH_MIB", &u64::MAX.to_string())],
         "MSB_PLUGIN_HASH_MIB is too large",

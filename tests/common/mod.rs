@@ -71,6 +71,20 @@ impl Msb {
         lines[0].to_string()
     }
 
+    /// Runs `msb ARGS` with `env`, asserting exit 1, one `error:` line
+    /// containing `expect`, and a store unchanged; returns the line.
+    pub fn refused(&self, args: &[&str], env: &[(&str, &str)], expect: &str) -> String {
+        let before = self.snapshot();
+        let out = self.cmd(args).envs(env.iter().copied()).output().expect("run msb");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(expect), "wanted {expect:?} in: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(self.snapshot(), before, "the store changed");
+        stderr
+    }
+
     /// `msb inspect --format json REF`.
     pub fn inspect(&self, reference: &str) -> serde_json::Value {
         let (stdout, _) = self.ok(["inspect", "--format", "json", reference]);
@@ -103,6 +117,25 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, u64>) {
 
 pub fn texts(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A test-only decoder built with the others (`plugins/testing/NAME`).
+pub fn testing_wasm(name: &str) -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/plugins/wasm32-wasip2/release/{name}.wasm"));
+    assert!(path.is_file(), "{} is built by host/build.rs", path.display());
+    path
+}
+
+/// A tar whose first (only) entry is the 100 kB file `name`: the hostile
+/// test decoder reads its instruction from it.
+pub fn tar_starting_with(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join(format!("src-{name}"));
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join(name), vec![7u8; 100_000]).expect("write");
+    let tar = dir.join(format!("{name}.tar"));
+    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).arg(name));
+    tar
 }
 
 /// Runs a command, asserting success; returns stdout.
