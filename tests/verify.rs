@@ -270,3 +270,14 @@ fn a_name_that_is_only_a_tag_names_no_repository() {
     let (_, stderr) = msb.ok(["load", "-q", "-i", dir.to_str().unwrap()]);
     assert_eq!(stderr, "", "-q prints no note");
 }
+
+#[test]
+fn a_layer_larger_than_allowed_uncompressed_is_refused_naming_the_limit() {
+    let tmp = scratch();
+    let msb = store();
+    let dir = oci_dir(tmp.path());
+    let args = ["load", "-i", dir.to_str().unwrap()];
+    let error = msb.refused(&args, &[("MSB_LAYER_MAX_GIB", "0")], "limit for one layer (MSB_LAYER_MAX_GIB)");
+    assert!(error.contains(": layer "), "names the layer: {error}");
+    msb.refused(&args, &[("MSB_LAYER_MAX_GIB", "lots")], "MSB_LAYER_MAX_GIB=\"lots\" is not a number");
+}
