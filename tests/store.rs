@@ -78,32 +78,36 @@ fn signal(child: &Child, name: &str) {
 fn loads_killed_at_any_point_leave_a_sound_store_and_nothing_in_tmp() {
     let dir = big();
     let archives = [dir.join("big.tar"), dir.join("big.tar.gz"), dir.join("docker.tar")];
-    // How long a whole load takes (into an empty store, and into one that
-    // has the layers), to spread the kills over it.
-    let timing = Msb::new();
+    // How long a whole load of each archive takes, into an empty store and
+    // into one that has the layers, to spread the kills over it.
     let mut spans = Vec::new();
-    for _ in 0..2 {
-        let start = Instant::now();
-        load(&timing, &archives[1]);
-        spans.push((start.elapsed().as_millis() as u64).max(20));
+    for archive in &archives {
+        let timing = Msb::new();
+        let mut span = [0; 2];
+        for warm in span.iter_mut() {
+            let start = Instant::now();
+            load(&timing, archive);
+            *warm = (start.elapsed().as_millis() as u64).max(20);
+        }
+        spans.push(span);
     }
 
     let msb = Msb::new();
     let mut random = Random::new();
     let mut completed = 0;
     for round in 0..20 {
-        let archive = &archives[round % archives.len()];
-        // From round 10 on, the store already has the image's layers.
+        let which = round % archives.len();
+        let archive = &archives[which];
+        // Rounds 0-9 load into a store without the image's layers, rounds
+        // 10-19 into one that has them.
+        let warm = round >= 10;
         if round == 10 {
             load(&msb, archive);
         }
         let mut child = spawn_load(&msb, archive);
-        std::thread::sleep(Duration::from_millis(random.below(spans[round / 10])));
+        std::thread::sleep(Duration::from_millis(random.below(spans[which][warm as usize])));
         let _ = child.kill();
         let status = child.wait().expect("wait");
-        if status.success() {
-            completed += 1;
-        }
         check_clean(&msb);
         assert_eq!(tmp_entries(&msb), Vec::<String>::new(), "round {round}: tmp/ after the next command");
         let (images, _) = msb.ok(["images", "--format", "json"]);
@@ -111,6 +115,17 @@ fn loads_killed_at_any_point_leave_a_sound_store_and_nothing_in_tmp() {
         for image in images.as_array().expect("a list") {
             let name = image["ref"].as_str().or(image["config_digest"].as_str()).expect("a ref or an ID");
             msb.inspect(name);
+        }
+        if status.success() {
+            completed += 1;
+            if !warm {
+                // Back to a store without the layers for the next cold round.
+                for image in images.as_array().expect("a list") {
+                    let name = image["ref"].as_str().or(image["config_digest"].as_str()).expect("a ref or an ID");
+                    let _ = msb.cmd(["rmi", "--force", name]).output();
+                }
+                assert_eq!(msb.ok(["images", "--format", "json"]).0.trim(), "[]", "round {round}: rmi left images");
+            }
         }
     }
     eprintln!("{completed} of 20 loads finished before their kill");
