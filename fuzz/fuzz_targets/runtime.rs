@@ -74,6 +74,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         all_platforms: choice & 0x80 != 0,
         renames: Vec::new(),
         tag: None,
+        tag_is_repository: false,
         // A few KB of compressed input may declare gigabytes.
         max_layer_bytes: 64 << 20,
     };
