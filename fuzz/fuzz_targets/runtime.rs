@@ -52,7 +52,18 @@ fn env() -> &'static Env {
     })
 }
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+libfuzzer_sys::fuzz_target!(
+    // Compiling the decoders (once per cache) is start-up, not a run: done
+    // here, outside libFuzzer's per-input timeout.
+    init: {
+        let env = env();
+        let none = env.scratch.path().join("no-installed-plugins");
+        msb::plugin::Registry::load(&env.runtime, &none).expect("the built-in decoders compile");
+        if let Some(hostile) = &env.hostile {
+            msb::plugin::registry::load_file(&env.runtime, hostile).expect("the hostile decoder compiles");
+        }
+    },
+    |data: &[u8]| {
     let Some((bytes, choice)) = msb_fuzz::archive_file(data) else { return };
     let env = env();
     let input = env.scratch.path().join("input.tar");
