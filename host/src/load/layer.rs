@@ -50,11 +50,12 @@ pub(crate) fn import(
     progress: &dyn Progress,
 ) -> Result<Imported, LoadError> {
     let store = staging.store();
-    if let Some(imported) = stored(store, layer, size_hint(archive, layer)) {
+    let source_size = size_hint(archive, layer);
+    if let Some(imported) = stored(store, layer, source_size) {
         staging.require(store.blob_path(&imported.digest));
         staging.require(store.record_path(&imported.digest));
         staging.require(store.layer_path(&imported.diff_id));
-        progress.advance(size_hint(archive, layer).unwrap_or(0));
+        progress.advance(source_size.unwrap_or(0));
         return Ok(imported);
     }
     let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
