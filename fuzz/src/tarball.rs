@@ -250,7 +250,7 @@ pub fn files(data: &[u8]) -> Vec<File> {
     for entry in entries {
         let Ok(mut entry) = entry else { break };
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(path) = clean(&raw) else { continue };
+        let Some(path) = msb_plugin_sdk::clean_path(&raw) else { continue };
         let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
         let kind = match entry.header().entry_type() {
             tar::EntryType::Directory => FileKind::Dir,
@@ -267,18 +267,3 @@ pub fn files(data: &[u8]) -> Vec<File> {
     files
 }
 
-/// `path` with `.`, `..` and repeated or leading `/` resolved; `None` when
-/// it climbs above the root.
-fn clean(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
-}

@@ -52,20 +52,6 @@ pub struct Inode {
     layout: Layout,
 }
 
-/// `EROFS_FT_*` for a mode.
-pub fn file_type(mode: u32) -> u8 {
-    match mode & 0o170000 {
-        0o100000 => 1,
-        0o040000 => 2,
-        0o020000 => 3,
-        0o060000 => 4,
-        0o010000 => 5,
-        0o140000 => 6,
-        0o120000 => 7,
-        _ => 0,
-    }
-}
-
 /// Reads and checks the inode `nid`.
 pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -> Result<Inode, Fault> {
     let bs = sb.block_size();
@@ -90,7 +76,7 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -
     } else {
         (u64::from(u32_at(&b, 8)), u32_at(&b, 16), u32::from(u16_at(&b, 6)))
     };
-    let kind = match file_type(mode) {
+    let kind = match crate::layout::file_type(mode) {
         1 => Type::File,
         2 => Type::Dir,
         7 => Type::Symlink,

@@ -191,7 +191,7 @@ impl<R: Read + Seek> Walk<'_, R> {
                     continue;
                 }
                 let child = self.visit(entry.nid, at)?;
-                let file_type = inode::file_type(child.mode);
+                let file_type = crate::layout::file_type(child.mode);
                 if file_type != entry.file_type {
                     let what =
                         format!("file type {} in the directory entry, {file_type} in the inode", entry.file_type);
