@@ -28,7 +28,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     };
     let dir = scratch().path();
     let mut image = tempfile::NamedTempFile::new_in(dir).expect("image file");
-    let options = msb_erofs::Options { tmp_dir: Some(dir.to_path_buf()) };
+    let options = msb_erofs::Options { tmp_dir: Some(dir.to_path_buf()), ..Default::default() };
     match msb_erofs::write_layer(&tar[..], image.as_file_mut(), &options) {
         Ok(summary) => {
             let len = image.as_file().metadata().expect("stat image").len();

@@ -70,7 +70,7 @@ pub(crate) fn import(
     // another way) is only hashed: the diff_id check still covers it.
     let erofs_exists = store.layer_path(&layer.diff_id).is_file();
     let mut erofs_file = if erofs_exists { None } else { Some(staging.temp_file()?) };
-    let options = msb_erofs::Options { tmp_dir: Some(staging.dir().to_path_buf()) };
+    let options = msb_erofs::Options { tmp_dir: Some(staging.dir().to_path_buf()), ..Default::default() };
 
     let blob = HashingReader::new(TeeReader::new(reader, BufWriter::with_capacity(1 << 20, blob_file.as_file())));
     let mut blob = BufReader::with_capacity(1 << 18, blob);
