@@ -17,6 +17,7 @@ if ((${#missing[@]})); then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
+PATH="$(tests/tools/erofs-utils.sh):$PATH"; export PATH  # erofs-utils 1.8.6 (512-byte blocks); a failed build stops here
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 log=$(mktemp)

@@ -2,7 +2,7 @@
 //! start of each block, names after them; entries sorted by name and never
 //! split across blocks.
 
-use crate::layout::{BLOCK_SIZE, DIRENT_SIZE};
+use crate::layout::DIRENT_SIZE;
 use crate::tree::NodeId;
 
 /// A directory's entries packed into blocks: each block holds its dirents
@@ -11,16 +11,19 @@ pub struct DirLayout {
     entries: Vec<(Vec<u8>, NodeId)>,
     /// (first entry, entry count, used bytes) per block.
     blocks: Vec<(usize, usize, u64)>,
+    /// The block size.
+    block_size: u64,
 }
 
 impl DirLayout {
-    /// Packs `entries` (already sorted, `.` and `..` included) into blocks.
-    pub fn new(entries: Vec<(Vec<u8>, NodeId)>) -> DirLayout {
+    /// Packs `entries` (already sorted, `.` and `..` included) into blocks
+    /// of `block_size` bytes (at least 512: a dirent and a 255-byte name fit).
+    pub fn new(entries: Vec<(Vec<u8>, NodeId)>, block_size: u64) -> DirLayout {
         let mut blocks = Vec::new();
         let (mut first, mut count, mut used) = (0, 0, 0u64);
         for (i, (name, _)) in entries.iter().enumerate() {
             let need = DIRENT_SIZE + name.len() as u64;
-            if count > 0 && used + need > BLOCK_SIZE {
+            if count > 0 && used + need > block_size {
                 blocks.push((first, count, used));
                 (first, count, used) = (i, 0, 0);
             }
@@ -28,12 +31,12 @@ impl DirLayout {
             used += need;
         }
         blocks.push((first, count, used));
-        DirLayout { entries, blocks }
+        DirLayout { entries, blocks, block_size }
     }
 
     /// Bytes of directory data: full blocks, then the used part of the last.
     pub fn size(&self) -> u64 {
-        (self.blocks.len() as u64 - 1) * BLOCK_SIZE + self.blocks.last().map_or(0, |b| b.2)
+        (self.blocks.len() as u64 - 1) * self.block_size + self.blocks.last().map_or(0, |b| b.2)
     }
 
     /// The directory's data (`size()` bytes), given each child's nid and file type.
@@ -55,7 +58,7 @@ impl DirLayout {
             }
             debug_assert_eq!((out.len() - start) as u64, used);
             if b + 1 < self.blocks.len() {
-                out.resize(start + BLOCK_SIZE as usize, 0);
+                out.resize(start + self.block_size as usize, 0);
             }
         }
         out
@@ -69,9 +72,14 @@ mod tests {
     #[test]
     fn directories_split_into_blocks() {
         let entries: Vec<(Vec<u8>, NodeId)> = (0..1000).map(|i| (format!("file-{i:05}").into_bytes(), 0)).collect();
-        let dir = DirLayout::new(entries);
-        assert!(dir.blocks.len() > 1);
-        assert!(dir.blocks.iter().all(|b| b.2 <= BLOCK_SIZE));
-        assert_eq!(dir.blocks.iter().map(|b| b.1).sum::<usize>(), 1000);
+        for block_size in [512, 4096] {
+            let dir = DirLayout::new(entries.clone(), block_size);
+            assert!(dir.blocks.len() > 1);
+            assert!(dir.blocks.iter().all(|b| b.2 <= block_size));
+            assert_eq!(dir.blocks.iter().map(|b| b.1).sum::<usize>(), 1000);
+            let bytes = dir.to_bytes(&|_| 1, &|_| 1);
+            assert_eq!(bytes.len() as u64, dir.size());
+            assert_eq!(dir.size().div_ceil(block_size), dir.blocks.len() as u64);
+        }
     }
 }

@@ -1,12 +1,18 @@
 //! On-disk structures of EROFS (little-endian), as in the kernel's
 //! `fs/erofs/erofs_fs.h`. Only what an uncompressed image needs.
 
-/// Block size: 4 KiB.
-pub const BLOCK_SIZE: u64 = 4096;
-/// log2 of [`BLOCK_SIZE`].
-pub const BLOCK_BITS: u8 = 12;
+/// log2 of the block size of full images (4 KiB).
+pub const FULL_BLOCK_BITS: u8 = 12;
+/// log2 of the block size of tar-index images (512 bytes, a tar's block).
+pub const TAR_BLOCK_BITS: u8 = 9;
 /// Where the superblock starts.
 pub const SUPER_OFFSET: u64 = 1024;
+/// Size of the superblock's fixed part.
+pub const SUPER_SIZE: u64 = 128;
+/// Size of an `erofs_deviceslot`; `devt_slotoff` counts in these.
+pub const DEVICE_SLOT_SIZE: u64 = 128;
+/// Longest device tag (`erofs_deviceslot.tag`).
+pub const DEVICE_TAG_MAX: usize = 64;
 /// `EROFS_SUPER_MAGIC_V1`.
 pub const MAGIC: u32 = 0xE0F5_E1E2;
 /// Inodes are addressed in 32-byte slots.
@@ -27,11 +33,29 @@ pub enum DataLayout {
     FlatPlain = 0,
     /// Full blocks consecutive, the tail right after the inode.
     FlatInline = 2,
-    /// `EROFS_INODE_CHUNK_BASED`: the file in chunks of `2^(12 + bits)`
-    /// bytes; after the inode and its xattrs, a block map (one `__le32`
-    /// block address per chunk, [`NULL_ADDR`] for a hole). `i_u` holds the
-    /// chunk format (`bits`, no `EROFS_CHUNK_FORMAT_INDEXES`).
+    /// `EROFS_INODE_CHUNK_BASED`: the file in chunks of
+    /// `2^(blkszbits + bits)` bytes; after the inode and its xattrs, a
+    /// block map (one `__le32` block address per chunk, [`NULL_ADDR`] for a
+    /// hole; sparse files), or chunk indexes ([`CHUNK_FORMAT_INDEXES`],
+    /// 8-byte aligned: a tar index's files, on device 1). `i_u` holds the
+    /// chunk format (`bits`, and the indexes flag).
     ChunkBased = 4,
+}
+
+/// `EROFS_CHUNK_FORMAT_INDEXES`: the chunks of a chunk-based inode are
+/// `erofs_inode_chunk_index`es.
+pub const CHUNK_FORMAT_INDEXES: u32 = 0x20;
+/// Size of an `erofs_inode_chunk_index`.
+pub const CHUNK_INDEX_SIZE: u64 = 8;
+
+/// An `erofs_inode_chunk_index`: `blkaddr` of device `device` (1 for the
+/// first extra device; its own block addresses).
+pub fn chunk_index(device: u16, blkaddr: u32) -> [u8; CHUNK_INDEX_SIZE as usize] {
+    let mut b = [0u8; CHUNK_INDEX_SIZE as usize];
+    // 0..2: startblk_hi (48-bit layouts), 0.
+    b[2..4].copy_from_slice(&device.to_le_bytes());
+    b[4..8].copy_from_slice(&blkaddr.to_le_bytes());
+    b
 }
 
 /// `EROFS_NULL_ADDR`: a chunk that is a hole.
@@ -40,6 +64,8 @@ pub const NULL_ADDR: u32 = u32::MAX;
 pub const BLOCK_MAP_ENTRY_SIZE: u64 = 4;
 /// `EROFS_FEATURE_INCOMPAT_CHUNKED_FILE`.
 pub const FEATURE_INCOMPAT_CHUNKED_FILE: u32 = 0x4;
+/// `EROFS_FEATURE_INCOMPAT_DEVICE_TABLE`.
+pub const FEATURE_INCOMPAT_DEVICE_TABLE: u32 = 0x8;
 
 /// `EROFS_FT_*` directory entry types.
 pub fn file_type(mode: u32) -> u8 {
@@ -57,6 +83,8 @@ pub fn file_type(mode: u32) -> u8 {
 
 /// The superblock's fields that vary.
 pub struct SuperBlock {
+    /// log2 of the block size.
+    pub blkszbits: u8,
     pub root_nid: u16,
     /// The time of every compact inode.
     pub build_time: u64,
@@ -66,8 +94,13 @@ pub struct SuperBlock {
     pub meta_blkaddr: u32,
     /// The shared xattr area (0 when there is none).
     pub xattr_blkaddr: u32,
-    /// `feature_incompat` ([`FEATURE_INCOMPAT_CHUNKED_FILE`] or 0).
+    /// `feature_incompat` ([`FEATURE_INCOMPAT_CHUNKED_FILE`],
+    /// [`FEATURE_INCOMPAT_DEVICE_TABLE`] or 0).
     pub feature_incompat: u32,
+    /// Devices besides the image, and where their table starts (in
+    /// [`DEVICE_SLOT_SIZE`] units from byte 0).
+    pub extra_devices: u16,
+    pub devt_slotoff: u16,
 }
 
 impl SuperBlock {
@@ -76,7 +109,7 @@ impl SuperBlock {
         let mut b = [0u8; 128];
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         // checksum (4..8) and feature_compat (8..12): none.
-        b[12] = BLOCK_BITS;
+        b[12] = self.blkszbits;
         b[14..16].copy_from_slice(&self.root_nid.to_le_bytes());
         b[16..24].copy_from_slice(&self.inos.to_le_bytes());
         b[24..32].copy_from_slice(&self.build_time.to_le_bytes());
@@ -86,6 +119,28 @@ impl SuperBlock {
         b[44..48].copy_from_slice(&self.xattr_blkaddr.to_le_bytes());
         // uuid, volume_name: zero.
         b[80..84].copy_from_slice(&self.feature_incompat.to_le_bytes());
+        b[86..88].copy_from_slice(&self.extra_devices.to_le_bytes());
+        b[88..90].copy_from_slice(&self.devt_slotoff.to_le_bytes());
+        b
+    }
+}
+
+/// An `erofs_deviceslot`: a device holding blocks the image refers to,
+/// mapped into the image's block addresses from `mapped_blkaddr`.
+pub struct DeviceSlot<'a> {
+    /// At most [`DEVICE_TAG_MAX`] bytes (zero-padded).
+    pub tag: &'a [u8],
+    pub blocks: u32,
+    pub mapped_blkaddr: u32,
+}
+
+impl DeviceSlot<'_> {
+    /// The 128 bytes of the slot.
+    pub fn to_bytes(&self) -> [u8; DEVICE_SLOT_SIZE as usize] {
+        let mut b = [0u8; DEVICE_SLOT_SIZE as usize];
+        b[..self.tag.len()].copy_from_slice(self.tag);
+        b[64..68].copy_from_slice(&self.blocks.to_le_bytes());
+        b[68..72].copy_from_slice(&self.mapped_blkaddr.to_le_bytes());
         b
     }
 }

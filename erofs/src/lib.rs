@@ -12,8 +12,26 @@
 //! the end, when directories, inodes and the superblock are written. See
 //! `README.md` for what is guaranteed and what is refused.
 //!
+//! Two formats ([`Format`]): a full image (4 KiB blocks, file data copied
+//! in), or a tar index (512-byte blocks, metadata only: each regular file's
+//! data is referenced in the layer tar itself, which the kernel reads as an
+//! extra device, as `mkfs.erofs --tar=i` and containerd's EROFS snapshotter
+//! do):
+//!
+//! ```no_run
+//! let tar = std::fs::File::open("layer.tar")?;
+//! let mut out = std::fs::File::create("layer.erofs")?;
+//! let opts = msb_erofs::Options { format: msb_erofs::Format::TarIndex, ..Default::default() };
+//! let summary = msb_erofs::write_layer(tar, &mut out, &opts)?;
+//! // mount -t erofs -o ro,device=/dev/loopN layer.erofs DIR  (loopN: layer.tar)
+//! println!("{} bytes of metadata for {} blocks of tar", summary.bytes, summary.device_blocks);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! [`check`] verifies an EROFS image (this writer's, or `mkfs.erofs`'s
-//! without compression) the way `fsck.erofs` does.
+//! without compression) the way `fsck.erofs` does; [`check_with_devices`]
+//! one that refers to extra devices (a tar index), and [`devices`] lists
+//! them.
 
 mod check;
 mod dir;
@@ -24,16 +42,35 @@ mod tree;
 mod write;
 mod xattr;
 
-pub use check::{CheckError, CheckSummary, check};
+pub use check::{CheckError, CheckSummary, Device, check, check_with_devices, devices};
 pub use xattr::XattrError;
 
 use std::io::{self, Read};
+
+/// How file data is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// 4 KiB blocks, every file's data copied into the image.
+    #[default]
+    Full,
+    /// 512-byte blocks, metadata only: regular files point into the layer
+    /// tar, the image's one extra device (`mkfs.erofs --tar=i`). The tar
+    /// read by [`write_layer`] must start at its byte 0: the offsets are
+    /// the tar's. Sparse files are the exception, stored in the image.
+    TarIndex,
+}
 
 /// Options for [`write_layer`]. The default is what msb uses.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Where the temporary tails file goes (default: the system's temp dir).
     pub tmp_dir: Option<std::path::PathBuf>,
+    /// Full image or tar index.
+    pub format: Format,
+    /// [`Format::TarIndex`]: the device slot's tag (at most 64 bytes, such
+    /// as the blob's hex digest; default empty). The kernel reads it only
+    /// when a mount names no device; ignored for [`Format::Full`].
+    pub device_tag: Option<String>,
 }
 
 /// What was written.
@@ -52,6 +89,10 @@ pub struct Summary {
     pub notes: Vec<Note>,
     /// How many more notes there were.
     pub more_notes: u64,
+    /// [`Format::TarIndex`]: 512-byte blocks of the tar the image refers to
+    /// (the tar's bytes the writer read, to its end-of-archive block,
+    /// rounded up); 0 for [`Format::Full`].
+    pub device_blocks: u64,
 }
 
 /// Deepest path accepted, in components: what `fsck.erofs` and other tools
@@ -131,9 +172,13 @@ pub enum Error {
         /// What is not supported.
         what: String,
     },
-    /// The image would need more than 2^32 blocks (16 TiB).
+    /// The image would need more than 2^32 blocks (16 TiB; 2 TiB of image
+    /// and tar together for a tar index).
     #[error("the layer is too large for an EROFS image")]
     TooLarge,
+    /// [`Options`] that cannot be written (a device tag over 64 bytes).
+    #[error("invalid options: {0}")]
+    Options(String),
 }
 
 impl Error {
@@ -141,7 +186,7 @@ impl Error {
     pub fn path(&self) -> Option<&str> {
         match self {
             Error::Entry { path, .. } | Error::InvalidPath { path, .. } | Error::Unsupported { path, .. } => Some(path),
-            Error::Io(_) | Error::TooLarge => None,
+            Error::Io(_) | Error::TooLarge | Error::Options(_) => None,
         }
     }
 }

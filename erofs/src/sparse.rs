@@ -187,6 +187,12 @@ impl<R: Read> Tap<R> {
         s.log.get(at..).map(<[u8]>::to_vec)
     }
 
+    /// Bytes of the stream read so far (by the `tar` crate or directly).
+    pub fn position(&self) -> u64 {
+        let s = self.0.borrow();
+        s.pos + s.skipped
+    }
+
     /// A reader of the stream at the `tar` crate's position, behind its
     /// back: what it reads, the `tar` crate skips later without reading.
     pub fn direct(&self) -> Direct<'_, R> {

@@ -57,8 +57,12 @@ pub struct Data {
     /// First data block (full blocks, or every block for plain layout);
     /// for chunk-based layout, the chunk format (`i_u`).
     pub blkaddr: u32,
+    /// Whether the data is in the tar (a tar index's extra device), from
+    /// its block `tail_offset`, in chunk indexes naming the device.
+    pub in_tar: bool,
     /// For inline layout: offset of the tail in the tails file; for
-    /// chunk-based layout: the index of the block map among the writer's.
+    /// chunk-based layout: the index of the block map among the writer's,
+    /// or the first block of the data in the tar (`in_tar`).
     pub tail_offset: u64,
 }
 

@@ -4,13 +4,14 @@
 use crate::dir::DirLayout;
 use crate::entry::{self, What};
 use crate::layout::{
-    self, BLOCK_MAP_ENTRY_SIZE, BLOCK_SIZE, COMPACT_INODE_SIZE, DataLayout, FEATURE_INCOMPAT_CHUNKED_FILE, INODE_SIZE,
-    Inode, NULL_ADDR, SLOT, SUPER_OFFSET, SuperBlock,
+    self, BLOCK_MAP_ENTRY_SIZE, CHUNK_FORMAT_INDEXES, CHUNK_INDEX_SIZE, COMPACT_INODE_SIZE, DEVICE_SLOT_SIZE,
+    DEVICE_TAG_MAX, DataLayout, DeviceSlot, FEATURE_INCOMPAT_CHUNKED_FILE, FEATURE_INCOMPAT_DEVICE_TABLE,
+    FULL_BLOCK_BITS, INODE_SIZE, Inode, NULL_ADDR, SLOT, SUPER_OFFSET, SUPER_SIZE, SuperBlock, TAR_BLOCK_BITS,
 };
 use crate::sparse::{self, Tap};
 use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::{Shared, Xattrs};
-use crate::{Error, MAX_DEPTH, MAX_NOTES, Note, Options, Summary};
+use crate::{Error, Format, MAX_DEPTH, MAX_NOTES, Note, Options, Summary};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -27,30 +28,59 @@ pub(crate) fn write_with<R: Read>(
     opts: &Options,
     share_xattrs: bool,
 ) -> Result<Summary, Error> {
+    let tag = match (opts.format, &opts.device_tag) {
+        (Format::TarIndex, Some(tag)) if tag.len() > DEVICE_TAG_MAX => {
+            return Err(Error::Options(format!(
+                "device tag of {} bytes (at most {DEVICE_TAG_MAX}): {tag:?}",
+                tag.len()
+            )));
+        }
+        (Format::TarIndex, Some(tag)) => Some(tag.as_bytes().to_vec()),
+        (Format::TarIndex, None) => Some(Vec::new()),
+        (Format::Full, _) => None,
+    };
+    let bits = if tag.is_some() { TAR_BLOCK_BITS } else { FULL_BLOCK_BITS };
+    let bs = 1u64 << bits;
+    // The superblock and the device table, then the data area.
+    let devices = u64::from(tag.is_some());
+    let reserved = (SUPER_OFFSET + SUPER_SIZE + devices * DEVICE_SLOT_SIZE).div_ceil(bs);
     let tails = match &opts.tmp_dir {
         Some(dir) => tempfile::tempfile_in(dir)?,
         None => tempfile::tempfile()?,
     };
     let mut writer = Writer {
+        bits,
+        bs,
+        device_tag: tag,
+        reserved,
         tree: Tree::new(),
         data: BufWriter::with_capacity(1 << 20, &*out),
-        next_block: 1,
+        next_block: reserved,
         tails: BufWriter::with_capacity(1 << 16, tails),
         tails_len: 0,
         entries: 0,
         file_bytes: 0,
         chunk_maps: Vec::new(),
+        indexed_files: 0,
         sparse_data: 0,
         sparse_waste: 0,
         notes: Vec::new(),
         more_notes: 0,
     };
-    writer.data.get_mut().seek(SeekFrom::Start(BLOCK_SIZE))?;
-    writer.read_tar(tar)?;
-    writer.finish(out, share_xattrs)
+    writer.data.get_mut().seek(SeekFrom::Start(reserved * bs))?;
+    let consumed = writer.read_tar(tar)?;
+    writer.finish(out, share_xattrs, consumed)
 }
 
 struct Writer<'a> {
+    /// log2 of the block size, and the block size.
+    bits: u8,
+    bs: u64,
+    /// [`Format::TarIndex`]: the device slot's tag (the tar is the one
+    /// extra device); `None` for a full image.
+    device_tag: Option<Vec<u8>>,
+    /// Blocks before the data area (the superblock, the device table).
+    reserved: u64,
     tree: Tree,
     data: BufWriter<&'a File>,
     /// Next free block of the data area.
@@ -63,6 +93,8 @@ struct Writer<'a> {
     file_bytes: u64,
     /// Block maps of chunk-based (sparse) files: a block address per chunk.
     chunk_maps: Vec<Vec<u32>>,
+    /// Regular files whose data is in the tar (a tar index).
+    indexed_files: u64,
     /// Data of the sparse files so far, and what they took beyond it.
     sparse_data: u64,
     sparse_waste: u64,
@@ -83,15 +115,15 @@ pub const MAX_SPARSE_WASTE: u64 = 1 << 30;
 /// See [`MAX_SPARSE_WASTE`].
 pub const MAX_SPARSE_WASTE_FACTOR: u64 = 4;
 
-/// The chunk size (as `bits`: chunks of `2^(12 + bits)` bytes) for a file
-/// of `size` bytes with data in `segments`: of those with at most
-/// [`MAX_CHUNKS`] chunks, the one storing the fewest bytes (block map plus
-/// the blocks of every chunk that holds data), the smallest on a tie.
-/// Returns `(bits, stored bytes)`.
-pub fn chunk_bits(size: u64, segments: &[(u64, u64)]) -> (u8, u64) {
+/// The chunk size (as `bits`: chunks of `2^(blkszbits + bits)` bytes) for
+/// a file of `size` bytes with data in `segments`, in blocks of `bs` bytes:
+/// of those with at most [`MAX_CHUNKS`] chunks, the one storing the fewest
+/// bytes (block map plus the blocks of every chunk that holds data), the
+/// smallest on a tie. Returns `(bits, stored bytes)`.
+pub fn chunk_bits(size: u64, segments: &[(u64, u64)], bs: u64) -> (u8, u64) {
     let mut best: Option<(u8, u64)> = None;
     for bits in 0u8..=31 {
-        let chunk = BLOCK_SIZE << bits;
+        let chunk = bs << bits;
         let chunks = size.div_ceil(chunk);
         if chunks > MAX_CHUNKS {
             continue;
@@ -102,7 +134,7 @@ pub fn chunk_bits(size: u64, segments: &[(u64, u64)]) -> (u8, u64) {
             let (first, end) = (offset / chunk, (offset + len - 1) / chunk);
             for c in first.max(last.map_or(0, |l| l + 1))..=end {
                 let chunk_len = chunk.min(size - c * chunk);
-                stored += chunk_len.next_multiple_of(BLOCK_SIZE);
+                stored += chunk_len.next_multiple_of(bs);
             }
             last = Some(last.map_or(end, |l| l.max(end)));
         }
@@ -113,7 +145,7 @@ pub fn chunk_bits(size: u64, segments: &[(u64, u64)]) -> (u8, u64) {
             break;
         }
     }
-    best.expect("a file of at most 2^44 bytes has a chunk size with at most 16384 chunks")
+    best.expect("a file of at most 2^44 bytes has a chunk size with at most 2^20 chunks")
 }
 
 /// The error for a tree refusal about the entry at `path`.
@@ -141,7 +173,9 @@ fn truncated(path: &[u8], e: Error) -> Error {
 }
 
 impl Writer<'_> {
-    fn read_tar<R: Read>(&mut self, tar: R) -> Result<(), Error> {
+    /// Applies every entry of `tar`; returns how many of its bytes were
+    /// read (to its end-of-archive block).
+    fn read_tar<R: Read>(&mut self, tar: R) -> Result<u64, Error> {
         let (tap, handle) = Tap::new(tar);
         let mut archive = tar::Archive::new(tap);
         let mut last: Option<Vec<u8>> = None;
@@ -167,7 +201,7 @@ impl Writer<'_> {
             self.entries += 1;
             last = Some(path);
         }
-        Ok(())
+        Ok(handle.position())
     }
 
     /// Applies one entry to the tree, streaming its data.
@@ -243,6 +277,11 @@ impl Writer<'_> {
         };
         let new = match entry.what {
             What::Skip => return Ok(()),
+            What::File if self.device_tag.is_some() => {
+                let size = content.size();
+                size_cap(size)?;
+                node(tree::S_IFREG, Kind::Data(self.refer(content, size, path)?))
+            }
             What::File => {
                 let size = content.size();
                 size_cap(size)?;
@@ -294,16 +333,17 @@ impl Writer<'_> {
     /// tail into the tails file when it can live inline after the inode,
     /// else into a last data block.
     fn stream(&mut self, content: &mut impl Read, size: u64, xattrs: &Xattrs) -> Result<Data, Error> {
-        let tail = size % BLOCK_SIZE;
+        let bs = self.bs;
+        let tail = size % bs;
         let full = size - tail;
-        let inline = tail > 0 && INODE_SIZE + xattrs.body_size() + tail <= BLOCK_SIZE;
+        let inline = tail > 0 && INODE_SIZE + xattrs.body_size() + tail <= bs;
         let blkaddr = if size == 0 { 0 } else { self.block_addr(self.next_block)? };
         let in_blocks = if inline { full } else { size };
         let copied = io::copy(&mut content.take(in_blocks), &mut self.data)?;
         if copied != in_blocks {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
         }
-        let mut data = Data { size, layout: DataLayout::FlatPlain, blkaddr, tail_offset: 0 };
+        let mut data = Data { size, layout: DataLayout::FlatPlain, blkaddr, in_tar: false, tail_offset: 0 };
         if inline {
             data.layout = DataLayout::FlatInline;
             data.tail_offset = self.tails_len;
@@ -313,11 +353,48 @@ impl Writer<'_> {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
             }
         }
-        let blocks = in_blocks.div_ceil(BLOCK_SIZE);
-        let pad = blocks * BLOCK_SIZE - in_blocks;
+        let blocks = in_blocks.div_ceil(bs);
+        let pad = blocks * bs - in_blocks;
         io::copy(&mut io::repeat(0).take(pad), &mut self.data)?;
         self.next_block += blocks;
         Ok(data)
+    }
+
+    /// A tar index's regular file: its `size` bytes stay in the tar, where
+    /// the inode points (a tar pads each file's data to 512 bytes). The data
+    /// is read past, to know it is there, not copied.
+    ///
+    /// As `mkfs.erofs --tar=i` does: chunk-based, chunk indexes naming
+    /// device 1 (the tar) and blocks of the tar, the fewest chunks (one up
+    /// to 1 TiB). The kernel reads them from the device given with
+    /// `device=`, or, with none given, from the image's own file at
+    /// `mapped_blkaddr` on (the image and the tar concatenated). A
+    /// flat-plain inode at `mapped_blkaddr + block` would do for the
+    /// kernel, but erofs-utils up to 1.8.x read such an address from the
+    /// image itself (`erofs_map_dev` does not switch device).
+    fn refer<R: Read>(&mut self, content: &mut tar::Entry<'_, R>, size: u64, path: &[u8]) -> Result<Data, Error> {
+        let at = content.raw_file_position();
+        if !at.is_multiple_of(self.bs) {
+            return Err(entry::malformed(
+                path,
+                format!(
+                    "data at byte {at} of the tar, not on a {}-byte block (the tar must start at its byte 0)",
+                    self.bs
+                ),
+            ));
+        }
+        if io::copy(&mut content.take(size), &mut io::sink())? != size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
+        }
+        if size == 0 {
+            return Ok(Data { size, layout: DataLayout::FlatPlain, blkaddr: 0, in_tar: false, tail_offset: 0 });
+        }
+        // Every chunk's block below 2^32.
+        self.block_addr((at + size).div_ceil(self.bs))?;
+        let bits = (0u8..31).find(|&b| self.bs << b >= size).unwrap_or(31);
+        self.indexed_files += 1;
+        let format = CHUNK_FORMAT_INDEXES | u32::from(bits);
+        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: format, in_tar: true, tail_offset: at / self.bs })
     }
 
     /// Stores a sparse file of `size` bytes whose data `segments` (from
@@ -332,9 +409,10 @@ impl Writer<'_> {
         path: &[u8],
     ) -> Result<Data, Error> {
         if size == 0 {
-            return Ok(Data { size, layout: DataLayout::FlatPlain, blkaddr: 0, tail_offset: 0 });
+            return Ok(Data { size, layout: DataLayout::FlatPlain, blkaddr: 0, in_tar: false, tail_offset: 0 });
         }
-        let (bits, stored) = chunk_bits(size, segments);
+        let bs = self.bs;
+        let (bits, stored) = chunk_bits(size, segments, bs);
         let data: u64 = segments.iter().map(|s| s.1).sum();
         self.sparse_data += data;
         self.sparse_waste += stored.saturating_sub(data);
@@ -345,11 +423,11 @@ impl Writer<'_> {
                 format!(
                     "sparse file whose data is too scattered: {data} bytes of data would take {stored} bytes \
                      (chunks of {} bytes; at most 1 GiB plus 4 times their data for all sparse files of a layer)",
-                    BLOCK_SIZE << bits
+                    bs << bits
                 ),
             ));
         }
-        let chunk = BLOCK_SIZE << bits;
+        let chunk = bs << bits;
         let mut map = vec![NULL_ADDR; size.div_ceil(chunk) as usize];
         // The chunk being written and how far into it.
         let mut current: Option<(u64, u64)> = None;
@@ -382,13 +460,13 @@ impl Writer<'_> {
         self.block_addr(self.next_block)?;
         let index = self.chunk_maps.len() as u64;
         self.chunk_maps.push(map);
-        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: u32::from(bits), tail_offset: index })
+        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: u32::from(bits), in_tar: false, tail_offset: index })
     }
 
     /// Pads chunk `c` (`written` bytes into it) to its last block.
     fn end_chunk(&mut self, c: u64, written: u64, chunk: u64, size: u64) -> Result<(), Error> {
-        let blocks = chunk.min(size - c * chunk).div_ceil(BLOCK_SIZE);
-        io::copy(&mut io::repeat(0).take(blocks * BLOCK_SIZE - written), &mut self.data)?;
+        let blocks = chunk.min(size - c * chunk).div_ceil(self.bs);
+        io::copy(&mut io::repeat(0).take(blocks * self.bs - written), &mut self.data)?;
         self.next_block += blocks;
         Ok(())
     }
@@ -406,8 +484,10 @@ impl Writer<'_> {
         u32::try_from(block).map_err(|_| Error::TooLarge)
     }
 
-    /// Lays out and writes directories, the metadata area and the superblock.
-    fn finish(mut self, out: &File, share_xattrs: bool) -> Result<Summary, Error> {
+    /// Lays out and writes directories, the metadata area and the
+    /// superblock (and device table: `consumed` bytes of the tar).
+    fn finish(mut self, out: &File, share_xattrs: bool, consumed: u64) -> Result<Summary, Error> {
+        let bs = self.bs;
         self.data.flush()?;
         self.tails.flush()?;
         let tails = self.tails.into_inner().map_err(|e| e.into_error())?;
@@ -448,7 +528,7 @@ impl Writer<'_> {
                 let mut entries: Vec<(&[u8], NodeId)> = vec![(b".", id), (b"..", *parent_of.get(&id).unwrap_or(&ROOT))];
                 entries.extend(children.iter().map(|(name, &child)| (name.as_slice(), child)));
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                dirs.insert(id, DirLayout::new(entries.into_iter().map(|(n, c)| (n.to_vec(), c)).collect()));
+                dirs.insert(id, DirLayout::new(entries.into_iter().map(|(n, c)| (n.to_vec(), c)).collect(), bs));
             }
         }
 
@@ -461,10 +541,10 @@ impl Writer<'_> {
                 Kind::Dir(_) => {
                     let dir = &dirs[&id];
                     let size = dir.size();
-                    let tail = size % BLOCK_SIZE;
-                    let inline = tail > 0 && INODE_SIZE + shared.body_size(&node.xattrs) + tail <= BLOCK_SIZE;
+                    let tail = size % bs;
+                    let inline = tail > 0 && INODE_SIZE + shared.body_size(&node.xattrs) + tail <= bs;
                     let in_blocks = if inline { size - tail } else { size };
-                    let blocks = in_blocks.div_ceil(BLOCK_SIZE);
+                    let blocks = in_blocks.div_ceil(bs);
                     let blkaddr = if blocks > 0 { u32::try_from(next_block).map_err(|_| Error::TooLarge)? } else { 0 };
                     next_block += blocks;
                     let layout = if inline { DataLayout::FlatInline } else { DataLayout::FlatPlain };
@@ -475,7 +555,12 @@ impl Writer<'_> {
                     size: d.size,
                     i_u: d.blkaddr,
                     inline: match d.layout {
-                        DataLayout::FlatInline => d.size % BLOCK_SIZE,
+                        DataLayout::FlatInline => d.size % bs,
+                        // 8-byte aligned after the inode (32 or 64 bytes) and
+                        // its xattrs (a multiple of 4 bytes).
+                        DataLayout::ChunkBased if d.in_tar => {
+                            shared.body_size(&node.xattrs) % CHUNK_INDEX_SIZE + indexes(d, bs) * CHUNK_INDEX_SIZE
+                        }
                         DataLayout::ChunkBased => {
                             chunk_maps[d.tail_offset as usize].len() as u64 * BLOCK_MAP_ENTRY_SIZE
                         }
@@ -490,7 +575,7 @@ impl Writer<'_> {
         // The shared xattr area: whole blocks between the directory blocks
         // and the metadata area.
         let xattr_blkaddr = if shared.len() > 0 { next_block } else { 0 };
-        next_block += (shared.bytes().len() as u64).div_ceil(BLOCK_SIZE);
+        next_block += (shared.bytes().len() as u64).div_ceil(bs);
         let meta_blkaddr = next_block;
 
         // The inodes. The most common time becomes the build time, which
@@ -536,8 +621,8 @@ impl Writer<'_> {
         let mut cursor = SLOT;
         for &id in &order {
             let len = inode_size(id) + shared.body_size(&tree.nodes[id].xattrs) + plans[&id].inline;
-            if len <= BLOCK_SIZE && cursor % BLOCK_SIZE + len > BLOCK_SIZE {
-                cursor = cursor.next_multiple_of(BLOCK_SIZE);
+            if len <= bs && cursor % bs + len > bs {
+                cursor = cursor.next_multiple_of(bs);
             }
             offsets.insert(id, cursor);
             cursor = (cursor + len).next_multiple_of(SLOT);
@@ -546,8 +631,15 @@ impl Writer<'_> {
         if nid(ROOT) > u16::MAX as u64 {
             return Err(Error::TooLarge);
         }
-        let meta_blocks = cursor.div_ceil(BLOCK_SIZE);
+        let meta_blocks = cursor.div_ceil(bs);
         let total_blocks = u32::try_from(meta_blkaddr + meta_blocks).map_err(|_| Error::TooLarge)?;
+        // A tar index: the tar's blocks follow the image's in its block
+        // addresses (`mapped_blkaddr`), as in the image and the tar
+        // concatenated.
+        let device_blocks = if self.device_tag.is_some() { consumed.div_ceil(bs) } else { 0 };
+        if u64::from(total_blocks) + device_blocks > u64::from(u32::MAX) {
+            return Err(Error::TooLarge);
+        }
 
         // Write directory blocks, keeping each directory's inline tail.
         let mut dir_tails: HashMap<NodeId, Vec<u8>> = HashMap::new();
@@ -558,15 +650,15 @@ impl Writer<'_> {
                 let in_blocks = (plan.size - plan.inline) as usize;
                 if in_blocks > 0 {
                     let mut block_bytes = bytes[..in_blocks].to_vec();
-                    block_bytes.resize(in_blocks.next_multiple_of(BLOCK_SIZE as usize), 0);
-                    out.write_all_at(&block_bytes, plan.i_u as u64 * BLOCK_SIZE)?;
+                    block_bytes.resize(in_blocks.next_multiple_of(bs as usize), 0);
+                    out.write_all_at(&block_bytes, plan.i_u as u64 * bs)?;
                 }
                 dir_tails.insert(id, bytes[in_blocks..].to_vec());
             }
         }
 
         // Write the metadata area.
-        let mut meta = vec![0u8; (meta_blocks * BLOCK_SIZE) as usize];
+        let mut meta = vec![0u8; (meta_blocks * bs) as usize];
         for &id in &order {
             let node = &tree.nodes[id];
             let plan = &plans[&id];
@@ -586,6 +678,15 @@ impl Writer<'_> {
                 let inline = &mut meta[at..at + plan.inline as usize];
                 match &node.kind {
                     Kind::Dir(_) => inline.copy_from_slice(&dir_tails[&id]),
+                    Kind::Data(d) if d.in_tar => {
+                        let chunk_blocks = 1u64 << (d.blkaddr & 0x1f);
+                        let pad = inline.len() - (indexes(d, bs) * CHUNK_INDEX_SIZE) as usize;
+                        for (k, slot) in inline[pad..].chunks_exact_mut(CHUNK_INDEX_SIZE as usize).enumerate() {
+                            // Below 2^32, checked while streaming.
+                            let blkaddr = (d.tail_offset + k as u64 * chunk_blocks) as u32;
+                            slot.copy_from_slice(&layout::chunk_index(1, blkaddr));
+                        }
+                    }
                     Kind::Data(d) if d.layout == DataLayout::ChunkBased => {
                         for (slot, addr) in inline.chunks_exact_mut(4).zip(&chunk_maps[d.tail_offset as usize]) {
                             slot.copy_from_slice(&addr.to_le_bytes());
@@ -596,16 +697,25 @@ impl Writer<'_> {
                 }
             }
         }
-        out.write_all_at(&meta, meta_blkaddr * BLOCK_SIZE)?;
+        out.write_all_at(&meta, meta_blkaddr * bs)?;
         if shared.len() > 0 {
             let mut area = shared.bytes().to_vec();
-            area.resize(area.len().next_multiple_of(BLOCK_SIZE as usize), 0);
-            out.write_all_at(&area, xattr_blkaddr * BLOCK_SIZE)?;
+            area.resize(area.len().next_multiple_of(bs as usize), 0);
+            out.write_all_at(&area, xattr_blkaddr * bs)?;
         }
 
-        // Block 0: the superblock.
-        let mut block0 = vec![0u8; BLOCK_SIZE as usize];
+        // The first blocks: the superblock, then the device table.
+        let mut head = vec![0u8; (self.reserved * bs) as usize];
+        let chunked = !chunk_maps.is_empty() || self.indexed_files > 0;
+        let mut feature_incompat = if chunked { FEATURE_INCOMPAT_CHUNKED_FILE } else { 0 };
+        let devt_at = SUPER_OFFSET + SUPER_SIZE;
+        if let Some(tag) = &self.device_tag {
+            feature_incompat |= FEATURE_INCOMPAT_DEVICE_TABLE;
+            let slot = DeviceSlot { tag, blocks: device_blocks as u32, mapped_blkaddr: total_blocks };
+            head[devt_at as usize..(devt_at + DEVICE_SLOT_SIZE) as usize].copy_from_slice(&slot.to_bytes());
+        }
         let sb = SuperBlock {
+            blkszbits: self.bits,
             root_nid: nid(ROOT) as u16,
             build_time: build_time.0,
             build_time_nsec: build_time.1,
@@ -613,11 +723,13 @@ impl Writer<'_> {
             blocks: total_blocks,
             meta_blkaddr: meta_blkaddr as u32,
             xattr_blkaddr: u32::try_from(xattr_blkaddr).map_err(|_| Error::TooLarge)?,
-            feature_incompat: if chunk_maps.is_empty() { 0 } else { FEATURE_INCOMPAT_CHUNKED_FILE },
+            feature_incompat,
+            extra_devices: u16::from(self.device_tag.is_some()),
+            devt_slotoff: if self.device_tag.is_some() { (devt_at / DEVICE_SLOT_SIZE) as u16 } else { 0 },
         };
-        block0[SUPER_OFFSET as usize..SUPER_OFFSET as usize + 128].copy_from_slice(&sb.to_bytes());
-        out.write_all_at(&block0, 0)?;
-        let bytes = total_blocks as u64 * BLOCK_SIZE;
+        head[SUPER_OFFSET as usize..(SUPER_OFFSET + SUPER_SIZE) as usize].copy_from_slice(&sb.to_bytes());
+        out.write_all_at(&head, 0)?;
+        let bytes = total_blocks as u64 * bs;
         out.set_len(bytes)?;
         Ok(Summary {
             inodes: order.len() as u64,
@@ -626,6 +738,7 @@ impl Writer<'_> {
             file_bytes: self.file_bytes,
             notes,
             more_notes,
+            device_blocks,
         })
     }
 }
@@ -634,11 +747,16 @@ impl Writer<'_> {
 struct Plan {
     layout: DataLayout,
     size: u64,
-    /// Block address, or rdev.
+    /// Block address, chunk format, or rdev.
     i_u: u32,
     /// Bytes stored after the inode and its xattrs: the inline tail, or
     /// the block map of a chunk-based file.
     inline: u64,
+}
+
+/// How many chunk indexes the data of a tar index's file takes.
+fn indexes(d: &Data, bs: u64) -> u64 {
+    d.size.div_ceil(bs << (d.blkaddr & 0x1f))
 }
 
 /// The most frequent value (the smallest among equals), or the default.
@@ -707,16 +825,20 @@ mod tests {
     #[test]
     fn chunk_sizes_follow_the_data() {
         // Small file: 4 KiB chunks, only the blocks with data.
-        assert_eq!(chunk_bits(10 << 20, &[(0, 1), (5 << 20, 4)]), (0, 2560 * 4 + 2 * 4096));
+        assert_eq!(chunk_bits(10 << 20, &[(0, 1), (5 << 20, 4)], 4096), (0, 2560 * 4 + 2 * 4096));
         // 1 TiB: at most 2^20 chunks, the cheapest of map plus data.
-        let (bits, stored) = chunk_bits(1 << 40, &[(0, 1), ((1 << 40) - 1, 1)]);
+        let (bits, stored) = chunk_bits(1 << 40, &[(0, 1), ((1 << 40) - 1, 1)], 4096);
         assert!((1 << 40) >> (12 + bits) <= MAX_CHUNKS);
         assert_eq!(stored, ((1 << 40) >> (12 + bits)) * 4 + 2 * (4096 << bits));
         assert!(stored < 8 << 20, "{stored}");
         // A segment across two 4 KiB chunks: one 8 KiB chunk is cheaper
         // (a map of 2 entries, not 3).
-        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200)]), (1, 2 * 4 + 8192));
-        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200), (4300, 10)]), (1, 2 * 4 + 8192));
+        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200)], 4096), (1, 2 * 4 + 8192));
+        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200), (4300, 10)], 4096), (1, 2 * 4 + 8192));
+        // 512-byte blocks (a tar index): the same file in 512-byte chunks
+        // stores 2 blocks of data and a map of 24 entries.
+        assert_eq!(chunk_bits(3 * 4096, &[(4000, 200)], 512), (0, 24 * 4 + 2 * 512));
+        assert!(chunk_bits(1 << 44, &[(0, 1)], 512).0 >= 15, "at most 2^20 chunks of 2^(9 + bits) bytes");
     }
 
     #[test]

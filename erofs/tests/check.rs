@@ -2,7 +2,7 @@
 //! hand (each refused, naming what is wrong, never a panic), and images
 //! `mkfs.erofs` makes (read, or refused as unsupported).
 
-use msb_erofs::{CheckError, Options, check, write_layer};
+use msb_erofs::{CheckError, Format, Options, check, check_with_devices, write_layer};
 use std::io::Cursor;
 use std::process::Command;
 
@@ -204,14 +204,55 @@ fn a_chunk_based_file_passes_and_its_map_is_checked() {
     refused(&bad, "(/sparse): chunk 0: blocks 16777215..");
 }
 
+/// A tar index of [`tar`] (512-byte blocks, the tar as device 1), and the
+/// tar's size.
+fn index_image() -> (Vec<u8>, u64) {
+    let tar = tar();
+    let mut out = tempfile::tempfile().unwrap();
+    let opts = Options { format: Format::TarIndex, device_tag: Some("t".into()), ..Default::default() };
+    write_layer(&tar[..], &mut out, &opts).unwrap();
+    let mut bytes = Vec::new();
+    use std::io::{Read, Seek};
+    out.seek(std::io::SeekFrom::Start(0)).unwrap();
+    out.read_to_end(&mut bytes).unwrap();
+    (bytes, tar.len() as u64)
+}
+
+#[test]
+fn a_tar_index_passes_with_its_device_and_its_addresses_are_checked() {
+    let (good, tar) = index_image();
+    let summary = check_with_devices(&mut Cursor::new(&good), &[tar]).unwrap();
+    assert_eq!((summary.files, summary.bytes_of_data), (302, 5 + 9000 + 300));
+    let error = checked(&good).unwrap_err().to_string();
+    assert_eq!(error, "devices: the image needs 1 extra device, 0 given");
+    let devices = msb_erofs::devices(&mut Cursor::new(&good)).unwrap();
+    assert_eq!((devices[0].mapped_blkaddr, devices[0].block_size), (good.len() as u64 / 512, 512));
+
+    // The device's blocks reaching past the tar; a chunk past the device;
+    // the device mapped over the image.
+    let error = check_with_devices(&mut Cursor::new(&good), &[tar - 513]).unwrap_err().to_string();
+    assert!(error.starts_with("devices: device 1 (tag \"t\") must hold"), "{error}");
+    let slot = 1152;
+    let mut bad = good.clone();
+    bad[slot + 64..slot + 68].copy_from_slice(&1u32.to_le_bytes());
+    let error = check_with_devices(&mut Cursor::new(&bad), &[tar]).unwrap_err().to_string();
+    assert!(error.contains("past its 1 blocks"), "{error}");
+    let mut bad = good.clone();
+    bad[slot + 68..slot + 72].copy_from_slice(&3u32.to_le_bytes());
+    let error = check_with_devices(&mut Cursor::new(&bad), &[tar]).unwrap_err().to_string();
+    assert!(error.starts_with("superblock: "), "{error}");
+}
+
 #[test]
 fn random_damage_never_panics() {
     for good in [image(), sparse_image()] {
-        random_damage(good);
+        random_damage(good, &[]);
     }
+    let (index, tar) = index_image();
+    random_damage(index, &[tar]);
 }
 
-fn random_damage(good: Vec<u8>) {
+fn random_damage(good: Vec<u8>, devices: &[u64]) {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
         state ^= state << 13;
@@ -219,7 +260,7 @@ fn random_damage(good: Vec<u8>) {
         state ^= state << 17;
         state
     };
-    let meta = u32_at(&good, 1024 + 40) as usize * 4096;
+    let meta = (u32_at(&good, 1024 + 40) as usize) << good[1024 + 12];
     let (mut refused, mut passed) = (0, 0);
     for round in 0..3000 {
         let mut bad = good.clone();
@@ -235,7 +276,7 @@ fn random_damage(good: Vec<u8>) {
         if next() % 10 == 0 {
             bad.truncate((next() % good.len() as u64) as usize);
         }
-        match checked(&bad) {
+        match check_with_devices(&mut Cursor::new(&bad), devices) {
             Ok(_) => passed += 1,
             Err(e) => {
                 assert!(!e.to_string().contains('\n'), "{e}");
@@ -283,6 +324,22 @@ fn mkfs_erofs_images_pass_or_are_unsupported() {
     }
     eprintln!("{}", results.join("\n"));
     assert!(results[0].contains("Ok"), "a plain mkfs.erofs image is read: {results:?}");
+    // 512-byte blocks with a superblock checksum (over 512 bytes from byte
+    // 1024, as the kernel computes it), and an index of a tar
+    // (`--tar=i`: chunk indexes naming the tar as device 1).
+    let image = dir.path().join("512.erofs");
+    run(Command::new("mkfs.erofs").arg("-b512").arg(&image).arg(&src));
+    let summary = check(&mut std::fs::File::open(&image).unwrap()).unwrap();
+    assert!(summary.files == 403 && summary.dirs == 3, "{summary:?}");
+    let tar = dir.path().join("src.tar");
+    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).arg("."));
+    let image = dir.path().join("index.erofs");
+    run(Command::new("mkfs.erofs").args(["--tar=i", "--quiet"]).arg(&image).arg(&tar));
+    let tar_size = std::fs::metadata(&tar).unwrap().len();
+    let summary = check_with_devices(&mut std::fs::File::open(&image).unwrap(), &[tar_size]).unwrap();
+    assert!(summary.files == 403 && summary.dirs == 3, "{summary:?}");
+    let error = check(&mut std::fs::File::open(&image).unwrap()).unwrap_err();
+    assert!(matches!(error, CheckError::Devices(_)), "{error}");
     // Compressed: refused as unsupported, by name.
     let image = dir.path().join("lz4.erofs");
     std::fs::write(src.join("compressible"), "abc\n".repeat(50_000)).unwrap();

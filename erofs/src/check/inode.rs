@@ -3,7 +3,7 @@
 //! chunk-based), each checked against the image.
 
 use super::image::{Fault, Image, bad, u16_at, u32_at, u64_at};
-use super::superblock::{INCOMPAT_CHUNKED_FILE, SuperBlock};
+use super::superblock::{INCOMPAT_CHUNKED_FILE, INCOMPAT_DEVICE_TABLE, SuperBlock};
 use std::io::{Read, Seek};
 
 const SLOT: u64 = 32;
@@ -93,7 +93,10 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -
         FLAT_PLAIN => Layout::Plain(u64::from(i_u)),
         FLAT_INLINE => Layout::Inline(u64::from(i_u), data_at),
         CHUNK_BASED => {
-            if sb.feature_incompat & INCOMPAT_CHUNKED_FILE == 0 {
+            // mkfs.erofs --tar=i (1.8) sets only the device table feature
+            // (Linux 5.16+, after chunk-based files in 5.15); the kernel
+            // checks neither.
+            if sb.feature_incompat & (INCOMPAT_CHUNKED_FILE | INCOMPAT_DEVICE_TABLE) == 0 {
                 return bad("a chunk-based inode, but the superblock lacks the chunked-file feature");
             }
             if i_u & !(CHUNK_INDEXES | CHUNK_BLKBITS_MASK) != 0 {
@@ -119,11 +122,14 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -
         Type::Dir if size == 0 => return bad("an empty directory (no . and ..)"),
         _ => {}
     }
+    // A regular file's data may be on an extra device (a tar index);
+    // directories and symlinks are read from the image.
+    let on_device = kind == Type::File;
     match layout {
-        Layout::Plain(blkaddr) => sb.data_blocks(blkaddr, size.div_ceil(bs), "data")?,
+        Layout::Plain(blkaddr) => sb.data_blocks(blkaddr, size.div_ceil(bs), "data", on_device)?,
         Layout::Inline(blkaddr, tail_at) => {
             let blocks = size.div_ceil(bs).saturating_sub(1);
-            sb.data_blocks(blkaddr, blocks, "data")?;
+            sb.data_blocks(blkaddr, blocks, "data", on_device)?;
             let tail = size - blocks * bs;
             if tail_at % bs + tail > bs {
                 return bad(format!("inline data of {tail} bytes crosses a block boundary"));
@@ -145,10 +151,17 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -
                 let entries = img.read(map + first * unit, n * unit, "the chunk map")?;
                 for (i, e) in entries.chunks_exact(unit as usize).enumerate() {
                     let c = first + i as u64;
-                    let addr = chunk_addr(e, indexes)?;
-                    if let Some(addr) = addr {
-                        let len = chunk.min(size - c * chunk);
-                        sb.data_blocks(addr, len.div_ceil(bs), &format!("chunk {c}"))?;
+                    let len = chunk.min(size - c * chunk);
+                    let what = format!("chunk {c}");
+                    match chunk_addr(e, indexes, sb)? {
+                        None => {}
+                        Some((0, addr)) => sb.data_blocks(addr, len.div_ceil(bs), &what, on_device)?,
+                        Some((_, _)) if !on_device => {
+                            return Err(Fault::Unsupported(format!(
+                                "{what} on an extra device (only regular files' data is read there)"
+                            )));
+                        }
+                        Some((device, addr)) => sb.device_blocks(device, addr, len.div_ceil(bs), &what)?,
                     }
                 }
                 first += n;
@@ -158,17 +171,19 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>, sb: &SuperBlock, nid: u64) -
     Ok(inode)
 }
 
-/// The block address of a chunk map entry, `None` for a hole.
-fn chunk_addr(e: &[u8], indexes: bool) -> Result<Option<u64>, Fault> {
-    let addr = if indexes {
+/// The device (0: the image's block addresses; else an extra device, by
+/// a chunk index's `device_id` as the kernel masks it) and block address
+/// of a chunk map entry, `None` for a hole.
+fn chunk_addr(e: &[u8], indexes: bool, sb: &SuperBlock) -> Result<Option<(u16, u64)>, Fault> {
+    let (device, addr) = if indexes {
         if u16_at(e, 0) != 0 {
             return Err(Fault::Unsupported("chunk addresses past 2^32 blocks (48-bit layout)".into()));
         }
-        u32_at(e, 4)
+        (u16_at(e, 2) & sb.device_id_mask(), u32_at(e, 4))
     } else {
-        u32_at(e, 0)
+        (0, u32_at(e, 0))
     };
-    Ok((addr != NULL_ADDR).then_some(u64::from(addr)))
+    Ok((addr != NULL_ADDR).then_some((device, u64::from(addr))))
 }
 
 /// Checks the xattr body of `isize` bytes at `at`; returns how many
@@ -250,7 +265,9 @@ impl Inode {
                 let c = offset >> bits;
                 let unit = if indexes { 8 } else { 4 };
                 let e = img.read(map + c * unit, unit, "the chunk map")?;
-                chunk_addr(&e, indexes)?.map(|addr| ((addr << sb.blkszbits) + (offset - (c << bits)), piece))
+                // Only directories are read, whose chunks were checked to
+                // be in the image (device 0).
+                chunk_addr(&e, indexes, sb)?.map(|(_, addr)| ((addr << sb.blkszbits) + (offset - (c << bits)), piece))
             }
         })
     }

@@ -10,13 +10,19 @@
 //! ```
 //!
 //! It reads what this crate's writer makes and what `mkfs.erofs` makes
-//! without compression: compact and extended inodes, flat-plain,
-//! flat-inline and chunk-based data (block maps or chunk indexes, holes),
-//! shared and inline xattrs, directories over many blocks. Anything else
-//! (compression, extra devices, long xattr prefixes, 48-bit layouts) is
-//! refused as unsupported. Work and memory follow the image's size: every
-//! inode is read once, every directory block once, nothing is allocated
-//! from a size the image declares before it is checked against the image.
+//! without compression, in blocks of 512 bytes to 64 KiB: compact and
+//! extended inodes, flat-plain, flat-inline and chunk-based data (block
+//! maps or chunk indexes, holes), shared and inline xattrs, directories
+//! over many blocks, and a device table: regular files' data on extra
+//! devices (a tar index, `mkfs.erofs --tar=i`), through block addresses
+//! mapped past the image's (`mapped_blkaddr`) or chunk indexes naming the
+//! device. The devices' content is not read: [`check_with_devices`] is
+//! given their sizes and checks every address against them. Anything else
+//! (compression, long xattr prefixes, 48-bit layouts, directories or
+//! symlinks on a device) is refused as unsupported. Work and memory follow
+//! the image's size: every inode is read once, every directory block once,
+//! nothing is allocated from a size the image declares before it is
+//! checked against the image.
 
 mod dir;
 mod image;
@@ -27,6 +33,7 @@ use image::{Fault, Image};
 use inode::{Inode, Type};
 use std::collections::HashMap;
 use std::io::{self, Read, Seek};
+pub use superblock::Device;
 
 /// What [`check`] found in a valid image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,17 +78,63 @@ pub enum CheckError {
     /// A feature or layout this checker does not read (compression, ...).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The extra devices given do not match the image's device table (how
+    /// many, or one smaller than the blocks the image refers to).
+    #[error("devices: {0}")]
+    Devices(String),
 }
 
-/// Walks superblock, inodes, xattrs, directories and data layout of an EROFS image, checking what
-/// fsck.erofs checks; returns what it found or the first problem.
-pub fn check<R: Read + Seek>(image: &mut R) -> Result<CheckSummary, CheckError> {
-    let mut img = Image::new(image)?;
-    let sb = superblock::read(&mut img).map_err(|f| match f {
+fn superblock<R: Read + Seek>(img: &mut Image<'_, R>) -> Result<superblock::SuperBlock, CheckError> {
+    superblock::read(img).map_err(|f| match f {
         Fault::Io(e) => CheckError::Io(e),
         Fault::Bad(what) => CheckError::Superblock(what),
         Fault::Unsupported(what) => CheckError::Unsupported(what),
-    })?;
+    })
+}
+
+/// The extra devices an image's data refers to (its device table), in
+/// order: none for a full image, the layer tar for a tar index. Reads and
+/// checks the superblock only.
+pub fn devices<R: Read + Seek>(image: &mut R) -> Result<Vec<Device>, CheckError> {
+    let mut img = Image::new(image)?;
+    Ok(superblock(&mut img)?.devices)
+}
+
+/// Walks superblock, inodes, xattrs, directories and data layout of an EROFS image, checking what
+/// fsck.erofs checks; returns what it found or the first problem. An
+/// image that refers to extra devices (a tar index) is refused: see
+/// [`check_with_devices`].
+pub fn check<R: Read + Seek>(image: &mut R) -> Result<CheckSummary, CheckError> {
+    check_with_devices(image, &[])
+}
+
+/// [`check`] for an image with extra devices of `device_sizes` bytes, one
+/// per slot of its device table (for a tar index: the tar's size). Every
+/// block address must be inside the image or inside one device's blocks,
+/// and each device must hold the blocks the table gives it.
+pub fn check_with_devices<R: Read + Seek>(image: &mut R, device_sizes: &[u64]) -> Result<CheckSummary, CheckError> {
+    let mut img = Image::new(image)?;
+    let sb = superblock(&mut img)?;
+    if sb.devices.len() != device_sizes.len() {
+        let n = sb.devices.len();
+        return Err(CheckError::Devices(format!(
+            "the image needs {n} extra device{}, {} given",
+            if n == 1 { "" } else { "s" },
+            device_sizes.len()
+        )));
+    }
+    for (i, (device, &size)) in sb.devices.iter().zip(device_sizes).enumerate() {
+        let needed = device.blocks.saturating_mul(device.block_size);
+        if needed > size {
+            return Err(CheckError::Devices(format!(
+                "device {} (tag {:?}) must hold {} blocks of {} bytes ({needed} bytes), but has {size} bytes",
+                i + 1,
+                device.tag,
+                device.blocks,
+                device.block_size
+            )));
+        }
+    }
     Walk { img, sb, seen: HashMap::new(), dirs: Vec::new(), summary: CheckSummary::default() }.run()
 }
 
