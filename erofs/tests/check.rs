@@ -62,7 +62,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// Byte offset of the root's inline directory data, and the root inode's.
 fn root_dirents(image: &[u8]) -> (usize, usize) {
-    let meta = u32_at(image, 1024 + 40) as usize * 4096;
+    let meta = (u32_at(image, 1024 + 40) as usize) << image[1024 + 12];
     let root = meta + u16::from_le_bytes([image[1024 + 14], image[1024 + 15]]) as usize * 32;
     let format = u16::from_le_bytes([image[root], image[root + 1]]);
     assert_eq!((format >> 1) & 7, 2, "the root's entries are inline");
@@ -241,6 +241,32 @@ fn a_tar_index_passes_with_its_device_and_its_addresses_are_checked() {
     bad[slot + 68..slot + 72].copy_from_slice(&3u32.to_le_bytes());
     let error = check_with_devices(&mut Cursor::new(&bad), &[tar]).unwrap_err().to_string();
     assert!(error.starts_with("superblock: "), "{error}");
+
+    // "ab" made flat-plain at a flat address: inside the device's mapped
+    // range it is read from the tar; past it, refused.
+    let (dirents, _) = root_dirents(&good);
+    let meta = (u32_at(&good, 1024 + 40) as usize) << 9;
+    let ab = meta + u64::from_le_bytes(good[dirents + 24..dirents + 32].try_into().unwrap()) as usize * 32;
+    assert_eq!(good[ab] & 1, 0, "compact");
+    assert_eq!((good[ab] >> 1) & 7, 4, "chunk-based");
+    let mapped = good.len() as u32 / 512;
+    let device_blocks = u32_at(&good, slot + 64);
+    let flat = |blkaddr: u32| {
+        let mut image = good.clone();
+        image[ab..ab + 2].copy_from_slice(&0u16.to_le_bytes());
+        image[ab + 16..ab + 20].copy_from_slice(&blkaddr.to_le_bytes());
+        image
+    };
+    check_with_devices(&mut Cursor::new(flat(mapped + 1)), &[tar]).unwrap();
+    let error = check_with_devices(&mut Cursor::new(flat(mapped + device_blocks)), &[tar]).unwrap_err();
+    assert!(error.to_string().contains("(/ab): data: blocks"), "{error}");
+    // "dir" pointing into the device: not read there.
+    let dir = meta + u64::from_le_bytes(good[dirents + 36..dirents + 44].try_into().unwrap()) as usize * 32;
+    let mut bad = good.clone();
+    bad[dir..dir + 2].copy_from_slice(&0u16.to_le_bytes());
+    bad[dir + 16..dir + 20].copy_from_slice(&(mapped + 1).to_le_bytes());
+    let error = check_with_devices(&mut Cursor::new(&bad), &[tar]).unwrap_err();
+    assert!(error.to_string().contains("on extra device 1 (only regular files' data is read there)"), "{error}");
 }
 
 #[test]

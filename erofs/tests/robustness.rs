@@ -53,24 +53,35 @@ fn written_images_pass_fsck_and_check_alike() {
     };
     let dir = tempfile::Builder::new().prefix("erofs-prop-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let image = dir.path().join("layer.erofs");
+    let damaged_tar = dir.path().join("layer.tar");
     let mut converted = 0;
-    for _ in 0..300 {
+    for round in 0..400 {
         let mut damaged = tar.clone();
         for _ in 0..(next() % 4 + 1) {
             let i = (next() % damaged.len() as u64) as usize;
             damaged[i] = next() as u8;
         }
+        // Every fourth round a tar index, checked with the tar as its device.
+        let index = round % 4 == 3;
+        let format = if index { msb_erofs::Format::TarIndex } else { msb_erofs::Format::Full };
+        let opts = Options { format, ..Default::default() };
         let mut out = std::fs::File::create(&image).unwrap();
-        if write_layer(Cursor::new(&damaged), &mut out, &Options::default()).is_err() {
+        if write_layer(Cursor::new(&damaged), &mut out, &opts).is_err() {
             continue;
         }
         converted += 1;
-        let fsck = std::process::Command::new("fsck.erofs").arg(&image).output().expect("fsck.erofs");
-        let checked = msb_erofs::check(&mut std::fs::File::open(&image).unwrap());
+        std::fs::write(&damaged_tar, &damaged).unwrap();
+        let mut fsck = std::process::Command::new("fsck.erofs");
+        if index {
+            fsck.arg(format!("--device={}", damaged_tar.display()));
+        }
+        let fsck = fsck.arg(&image).output().expect("fsck.erofs");
+        let devices: &[u64] = if index { &[damaged.len() as u64] } else { &[] };
+        let checked = msb_erofs::check_with_devices(&mut std::fs::File::open(&image).unwrap(), devices);
         assert!(fsck.status.success(), "fsck.erofs refuses a written image: {}", String::from_utf8_lossy(&fsck.stderr));
         assert!(checked.is_ok(), "fsck.erofs accepts, check refuses: {checked:?}");
     }
-    assert!(converted > 20, "{converted} damaged tars converted");
+    assert!(converted > 25, "{converted} damaged tars converted");
 }
 
 #[test]

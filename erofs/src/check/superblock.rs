@@ -52,6 +52,10 @@ pub struct SuperBlock {
     pub image_blocks: u64,
     /// The extra devices (the device table).
     pub devices: Vec<Device>,
+    /// The block ranges of the mapped devices: (first block, end, device
+    /// number from 1), sorted and apart, for a binary search (a hostile
+    /// table may hold 65,535 devices).
+    mapped: Vec<(u64, u64, usize)>,
     pub meta_blkaddr: u32,
     pub xattr_blkaddr: u32,
     pub feature_incompat: u32,
@@ -87,22 +91,19 @@ impl SuperBlock {
         let Some(end) = blkaddr.checked_add(count) else {
             return bad(format!("{what}: blocks {blkaddr}..+{count} past 2^64"));
         };
-        let mapped = self.devices.iter().enumerate().find(|(_, d)| {
-            d.mapped_blkaddr != 0 && blkaddr >= d.mapped_blkaddr && blkaddr < d.mapped_blkaddr + d.blocks
-        });
-        if let Some((i, d)) = mapped {
+        let at = self.mapped.partition_point(|r| r.0 <= blkaddr);
+        if let Some(&(start, range_end, id)) = at.checked_sub(1).map(|i| &self.mapped[i])
+            && blkaddr < range_end
+        {
             if !on_device {
                 return Err(Fault::Unsupported(format!(
-                    "{what} at block {blkaddr}, on extra device {} (only regular files' data is read there)",
-                    i + 1
+                    "{what} at block {blkaddr}, on extra device {id} (only regular files' data is read there)"
                 )));
             }
-            if end > d.mapped_blkaddr + d.blocks {
+            if end > range_end {
                 return bad(format!(
-                    "{what}: blocks {blkaddr}..+{count} past the {} blocks of device {} (mapped at block {})",
-                    d.blocks,
-                    i + 1,
-                    d.mapped_blkaddr
+                    "{what}: blocks {blkaddr}..+{count} past the {} blocks of device {id} (mapped at block {start})",
+                    range_end - start
                 ));
             }
             return Ok(());
@@ -189,30 +190,14 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>) -> Result<SuperBlock, Fault>
     if image_blocks > in_image {
         return bad(format!("{blocks} blocks, but the image has only {} bytes", img.size));
     }
-    let sb = SuperBlock {
-        blkszbits,
-        root_nid: u64::from(u16_at(&b, 14)),
-        blocks,
-        image_blocks,
-        devices,
-        meta_blkaddr: u32_at(&b, 40),
-        xattr_blkaddr: u32_at(&b, 44),
-        feature_incompat: incompat,
-    };
-    if u64::from(sb.meta_blkaddr) >= image_blocks {
-        return bad(format!("metadata area at block {}, past the image's {image_blocks} blocks", sb.meta_blkaddr));
-    }
-    if u64::from(sb.xattr_blkaddr) >= image_blocks {
-        return bad(format!("shared xattr area at block {}, past the image's {image_blocks} blocks", sb.xattr_blkaddr));
-    }
     // Mapped devices take block addresses past the image's, apart.
-    let mut ranges: Vec<(u64, u64, usize)> = (sb.devices.iter().enumerate())
+    let mut mapped: Vec<(u64, u64, usize)> = (devices.iter().enumerate())
         .filter(|(_, d)| d.mapped_blkaddr != 0)
         .map(|(i, d)| (d.mapped_blkaddr, d.mapped_blkaddr + d.blocks, i + 1))
         .collect();
-    ranges.sort();
+    mapped.sort();
     let mut last_end = image_blocks;
-    for (start, end, id) in ranges {
+    for &(start, end, id) in &mapped {
         if start < last_end {
             return bad(format!(
                 "device {id} mapped at blocks {start}..{end}, over the image's blocks or another device's (up to {last_end})"
@@ -222,6 +207,23 @@ pub fn read<R: Read + Seek>(img: &mut Image<'_, R>) -> Result<SuperBlock, Fault>
     }
     if last_end > 1 << 32 {
         return bad(format!("devices mapped past block 2^32 (up to {last_end})"));
+    }
+    let sb = SuperBlock {
+        blkszbits,
+        root_nid: u64::from(u16_at(&b, 14)),
+        blocks,
+        image_blocks,
+        devices,
+        mapped,
+        meta_blkaddr: u32_at(&b, 40),
+        xattr_blkaddr: u32_at(&b, 44),
+        feature_incompat: incompat,
+    };
+    if u64::from(sb.meta_blkaddr) >= image_blocks {
+        return bad(format!("metadata area at block {}, past the image's {image_blocks} blocks", sb.meta_blkaddr));
+    }
+    if u64::from(sb.xattr_blkaddr) >= image_blocks {
+        return bad(format!("shared xattr area at block {}, past the image's {image_blocks} blocks", sb.xattr_blkaddr));
     }
     Ok(sb)
 }
