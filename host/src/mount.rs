@@ -104,10 +104,16 @@ pub fn mount(store: &Store, image: &ImageView, name: &str, target: &Path) -> Res
     if !target.is_dir() {
         return Err(MountError::Io { path: target, error: io::Error::other("not a directory") });
     }
+    let mut devices = Vec::new();
     for layer in &image.layers {
         if !layer.erofs.is_file() {
             return Err(MountError::MissingLayer(layer.diff_id.clone(), layer.erofs.clone()));
         }
+        let blobs = store.layer_devices(&layer.diff_id)?;
+        if let Some(missing) = blobs.iter().find(|b| !b.is_file()) {
+            return Err(MountError::MissingLayer(layer.diff_id.clone(), missing.clone()));
+        }
+        devices.push(blobs);
     }
     let state_dir = state_dir(store, &target);
     let parent = store.root().join("mounts");
@@ -130,7 +136,7 @@ pub fn mount(store: &Store, image: &ImageView, name: &str, target: &Path) -> Res
     let result = write_record(&state_dir, &record).and_then(|()| {
         // The lock keeps `gc` from deleting a layer while it is being opened.
         let _lock = store.lock()?;
-        mount_all(image, &dirs, &target)
+        mount_all(image, &devices, &dirs, &target)
     });
     match result {
         Ok(()) => Ok(Mounted { target, state_dir }),
@@ -201,17 +207,22 @@ fn write_record(state_dir: &Path, record: &Record) -> Result<(), MountError> {
     fs::write(&path, bytes).map_err(io_err(&path))
 }
 
-/// Each layer on its dir, then the overlay on `target`.
-fn mount_all(image: &ImageView, dirs: &[PathBuf], target: &Path) -> Result<(), MountError> {
+/// Each layer on its dir (with the blobs it reads from, `devices`, as its
+/// extra devices), then the overlay on `target`.
+fn mount_all(image: &ImageView, devices: &[Vec<PathBuf>], dirs: &[PathBuf], target: &Path) -> Result<(), MountError> {
     for dir in dirs {
         fs::create_dir(dir).map_err(io_err(dir))?;
     }
-    for (layer, dir) in image.layers.iter().zip(dirs) {
+    for ((layer, blobs), dir) in image.layers.iter().zip(devices).zip(dirs) {
         let device = loop_device::attach(&layer.erofs)?;
-        let result = rustix::mount::mount(device.path(), dir, "erofs", MountFlags::RDONLY, None);
-        // The mount holds the device now; with autoclear, closing ours is
-        // what frees it once the mount goes (or right away, on failure).
-        drop(device);
+        let extra = blobs.iter().map(|b| loop_device::attach(b)).collect::<Result<Vec<_>, _>>()?;
+        let options = extra.iter().map(|d| format!("device={}", d.path().display())).collect::<Vec<_>>().join(",");
+        let options = CString::new(options).map_err(|e| MountError::Unsupported(e.to_string()))?;
+        let data = (!extra.is_empty()).then_some(options.as_c_str());
+        let result = rustix::mount::mount(device.path(), dir, "erofs", MountFlags::RDONLY, data);
+        // The mount holds the devices now; with autoclear, closing ours is
+        // what frees them once the mount goes (or right away, on failure).
+        drop((device, extra));
         result.map_err(|e| {
             mount_error(e.into(), "erofs", format!("mounting {} on {}", layer.erofs.display(), dir.display()))
         })?;

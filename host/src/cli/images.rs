@@ -79,6 +79,12 @@ pub fn list(store: &Store, args: ListArgs) -> Result<()> {
 pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
     let platform = args.platform.as_deref().map(parse_platform).transpose()?;
     let image = store.resolve_platform(&args.reference, platform.as_ref())?;
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let devices = image
+        .layers
+        .iter()
+        .map(|l| Ok(store.layer_devices(&l.diff_id)?.iter().map(|d| absolute(d)).collect()))
+        .collect::<Result<Vec<Vec<_>>>>()?;
     let value = json!({
         "ref": image.entry.reference.as_ref().map(|r| r.to_string()),
         "index_digest": image.index_digest(),
@@ -87,12 +93,13 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
         "platform": image.platform.to_string(),
         "platforms": image.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "size": image.size(),
-        "layers": image.layers.iter().map(|l| json!({
+        "layers": image.layers.iter().zip(&devices).map(|(l, devices)| json!({
             "digest": l.digest,
             "media_type": l.media_type,
             "size": l.size,
             "diff_id": l.diff_id,
-            "erofs": std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()),
+            "erofs": absolute(&l.erofs),
+            "devices": devices,
         })).collect::<Vec<_>>(),
     });
     match args.format {
@@ -108,13 +115,11 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<()> {
                 println!("Platforms: {}", all.join(", "));
             }
             println!("Layers:");
-            for l in &image.layers {
-                println!(
-                    "  {} {:>10}  {}",
-                    l.diff_id,
-                    human(l.size),
-                    std::path::absolute(&l.erofs).unwrap_or_else(|_| l.erofs.clone()).display()
-                );
+            for (l, devices) in image.layers.iter().zip(&devices) {
+                println!("  {} {:>10}  {}", l.diff_id, human(l.size), absolute(&l.erofs).display());
+                for device in devices {
+                    println!("  {:71} {:>10}  + device {}", "", "", device.display());
+                }
             }
         }
     }

@@ -52,6 +52,8 @@ enum Command {
     Check(check::Args),
     /// Convert one layer tar (file or stdin) to an EROFS image.
     Layer(layer::Args),
+    /// Show or change a store setting.
+    Config(store::ConfigArgs),
     /// Mount an image read-only (EROFS layers under an overlay) on a directory.
     Mount(mount::MountArgs),
     /// Undo `msb mount`: unmount the overlay and its layers.
@@ -83,6 +85,7 @@ pub fn run() -> Result<()> {
         Command::Gc(args) => store::gc(&open_store(&home)?, args),
         Command::Check(args) => check::run(&open_store(&home)?, args),
         Command::Layer(args) => layer::run(args),
+        Command::Config(args) => store::config(&mut open_store(&home)?, args),
         Command::Mount(args) => mount::mount(&open_store(&home)?, args),
         Command::Umount(args) => mount::umount(&open_store(&home)?, args),
     }

@@ -1,10 +1,10 @@
-//! `msb save`, `msb tag`, `msb rmi`, `msb gc`.
+//! `msb save`, `msb tag`, `msb rmi`, `msb gc`, `msb config`.
 
 use super::Format;
 use anyhow::{Context, Result, bail};
 use msb::reference::Reference;
 use msb::save::{SaveFormat, save};
-use msb::store::Store;
+use msb::store::{LayerFormat, Store};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -133,6 +133,34 @@ pub fn gc(store: &Store, args: GcArgs) -> Result<()> {
             report.layers,
             super::images::human(report.bytes)
         ),
+    }
+    Ok(())
+}
+
+/// `msb config` arguments.
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    /// The setting. `layer-format`: how the EROFS images of uncompressed
+    /// layers loaded from now on are stored: `tar-index` (the default:
+    /// metadata only, reading file data from the layer blob, so the layer is
+    /// stored once) or `full` (file data in the image: one self-contained
+    /// file per layer, for consumers that need one).
+    #[arg(value_name = "KEY", value_parser = ["layer-format"])]
+    key: String,
+    /// The new value; absent: print the current one.
+    #[arg(value_name = "VALUE")]
+    value: Option<String>,
+}
+
+pub fn config(store: &mut Store, args: ConfigArgs) -> Result<()> {
+    match args.value {
+        None => println!("{}", store.layer_format_setting().name()),
+        Some(value) => {
+            let Some(format) = LayerFormat::from_name(&value) else {
+                bail!("layer-format: {value:?} is not tar-index or full");
+            };
+            store.set_layer_format(format)?;
+        }
     }
     Ok(())
 }

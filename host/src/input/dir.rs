@@ -85,4 +85,9 @@ impl Archive for DirArchive {
     fn size(&self, path: &str) -> Result<u64, InputError> {
         Ok(self.file(path)?.1)
     }
+
+    fn file_range(&self, path: &str) -> Option<super::FileRange> {
+        let (file, len) = self.file(path).ok()?;
+        Some(super::FileRange { file: std::sync::Arc::new(file), offset: 0, len })
+    }
 }

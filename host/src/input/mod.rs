@@ -63,6 +63,51 @@ pub trait Archive: Send + Sync {
     fn not_tar(&self) -> Option<&str> {
         None
     }
+    /// Where the bytes of the file at `path` lie in a file of the host, so
+    /// that they can be copied in the kernel (`copy_file_range`, a reflink
+    /// where the file system has them); `None` when they don't lie in one
+    /// piece of one file.
+    fn file_range(&self, _path: &str) -> Option<FileRange> {
+        None
+    }
+}
+
+/// A byte range of an open file: `len` bytes from `offset`.
+pub struct FileRange {
+    /// The file.
+    pub file: std::sync::Arc<File>,
+    /// Where the range starts.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+impl FileRange {
+    /// Copies the range to the start of the empty file `out` in the kernel
+    /// (`copy_file_range`: a reflink where the file system has them, a copy
+    /// that never enters this process elsewhere). `Ok(false)`: the kernel
+    /// cannot copy between these files (another file system, an old kernel);
+    /// nothing was written.
+    pub fn copy_to(&self, out: &File) -> io::Result<bool> {
+        let (mut from, mut to) = (self.offset, 0u64);
+        while to < self.len {
+            let want = usize::try_from(self.len - to).unwrap_or(usize::MAX).min(1 << 30);
+            match rustix::fs::copy_file_range(&*self.file, Some(&mut from), out, Some(&mut to), want) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside an entry")),
+                Ok(_) => {}
+                Err(e) if to == 0 && is_unsupported(e) => return Ok(false),
+                Err(e) if e == rustix::io::Errno::INTR => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Errors by which `copy_file_range` says it cannot copy these files.
+fn is_unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    [Errno::XDEV, Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP, Errno::BADF, Errno::PERM].contains(&e)
 }
 
 /// An opened input: the archive and, if one was made, its spool file.

@@ -162,6 +162,11 @@ impl Archive for TarArchive {
     fn not_tar(&self) -> Option<&str> {
         self.not_tar
     }
+
+    fn file_range(&self, path: &str) -> Option<super::FileRange> {
+        let entry = self.index.resolve(path).ok()?;
+        Some(super::FileRange { file: self.file.clone(), offset: entry.offset, len: entry.size })
+    }
 }
 
 /// Reads `[pos, end)` of a shared file with positioned reads, so several

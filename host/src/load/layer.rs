@@ -1,9 +1,11 @@
-//! Importing one layer in one pass over its bytes: hash the blob (and keep
-//! a copy), undo its compression (sniffed, not trusted), hash the tar, and
-//! write the EROFS image.
+//! Importing one layer in one pass over its bytes: copy the blob into the
+//! store, hash it, undo its compression (sniffed, not trusted), hash the
+//! tar, and write the EROFS image: for an uncompressed layer, by default, an
+//! index into the blob itself (docs/STORE.md).
 
 use super::LoadError;
 use super::plan::LayerPlan;
+use super::pipe;
 use super::source;
 use crate::digest::{Digest, HashingReader, TeeReader};
 use crate::input::{Archive, Compression, decompress, sniff};
@@ -39,14 +41,31 @@ pub(crate) fn size_hint(archive: &dyn Archive, layer: &LayerPlan) -> Option<u64>
     }
 }
 
-/// Imports `layer`, or finds it already in the store. `max_bytes` caps
-/// its uncompressed size.
+/// How layers are imported.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// The most bytes one layer may have uncompressed.
+    pub max_bytes: u64,
+    /// The EROFS image of an uncompressed layer: full, or an index into
+    /// the blob (compressed layers always get full images).
+    pub format: msb_erofs::Format,
+}
+
+/// Imports `layer`, or finds it already in the store.
+///
+/// The blob is copied into the store first where the kernel can do it
+/// (`copy_file_range` from the archive file), then read back from the copy:
+/// what is verified is what is stored. Otherwise the copy is made while
+/// reading. Two threads share the work, joined by a [`pipe`]: this one
+/// reads, hashes the blob and decompresses; the other hashes the tar (for a
+/// compressed layer: an uncompressed one's diff_id is its blob digest) and
+/// writes the EROFS image.
 pub(crate) fn import(
     staging: &Staging,
     archive: &dyn Archive,
     session: Option<&mut Session>,
     layer: &LayerPlan,
-    max_bytes: u64,
+    settings: Settings,
     progress: &dyn Progress,
 ) -> Result<Imported, LoadError> {
     let store = staging.store();
@@ -54,32 +73,62 @@ pub(crate) fn import(
     if let Some(imported) = stored(store, layer, source_size) {
         staging.require(store.blob_path(&imported.digest));
         staging.require(store.record_path(&imported.digest));
-        staging.require(store.layer_path(&imported.diff_id));
+        require_layer(staging, &imported.diff_id);
         progress.advance(source_size.unwrap_or(0));
         return Ok(imported);
     }
     let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
+    let blob_file = staging.temp_file()?;
+    let copied = match &layer.source {
+        Source::Entry(path) => match archive.file_range(path) {
+            Some(range) => range.copy_to(blob_file.as_file()).map_err(io_err)?,
+            None => false,
+        },
+        _ => false,
+    };
     let failure = Arc::new(Mutex::new(None));
-    let reader = FailureSlot { inner: source::open(archive, session, &layer.source)?, slot: failure.clone() };
-    let reader = Counting::new(reader, progress);
+    let (reader, copy): (Box<dyn Read + '_>, Box<dyn Write + '_>) = if copied {
+        (Box::new(BufReader::with_capacity(1 << 18, blob_file.reopen().map_err(io_err)?)), Box::new(io::sink()))
+    } else {
+        let source = source::open(archive, session, &layer.source)?;
+        let reader = FailureSlot { inner: source, slot: failure.clone() };
+        (Box::new(reader), Box::new(BufWriter::with_capacity(1 << 20, blob_file.as_file())))
+    };
     // A failure of the source (a plugin stream, a truncated archive) is
     // reported as itself, not as whatever the layer parser made of it.
     let source_failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).take().map(io_err);
-    let blob_file = staging.temp_file()?;
+    let blob = HashingReader::new(TeeReader::new(Counting::new(reader, progress), copy));
+    let mut blob = BufReader::with_capacity(1 << 18, blob);
+    let compression = sniff(blob.fill_buf().map_err(io_err)?);
     // A layer whose EROFS image the store has (the same tar, compressed
     // another way) is only hashed: the diff_id check still covers it.
     let erofs_exists = store.layer_path(&layer.diff_id).is_file();
     let mut erofs_file = if erofs_exists { None } else { Some(staging.temp_file()?) };
-    let options = msb_erofs::Options { tmp_dir: Some(staging.dir().to_path_buf()), ..Default::default() };
-
-    let blob = HashingReader::new(TeeReader::new(reader, BufWriter::with_capacity(1 << 20, blob_file.as_file())));
-    let mut blob = BufReader::with_capacity(1 << 18, blob);
-    let compression = sniff(blob.fill_buf().map_err(io_err)?);
-    let cap = Cap { left: max_bytes, exceeded: false };
-    let converted = convert(&mut blob, compression, cap, erofs_file.as_mut().map(|f| f.as_file_mut()), &options);
-    // Read the blob to its end even after a failure: a blob whose digest is
-    // wrong is reported as corrupt, whatever the parser made of it.
-    let drained = io::copy(&mut blob, &mut io::sink());
+    let format = if compression.is_none() { settings.format } else { msb_erofs::Format::Full };
+    let options = msb_erofs::Options {
+        tmp_dir: Some(staging.dir().to_path_buf()),
+        format,
+        // The blob an index image reads from: the uncompressed tar, whose
+        // digest is the diff_id (checked below).
+        device_tag: (format == msb_erofs::Format::TarIndex).then(|| layer.diff_id.hex().to_string()),
+    };
+    let cap = Cap { left: settings.max_bytes, exceeded: false };
+    let hash_tar = compression.is_some();
+    let (tx, rx) = pipe::pipe();
+    let (fed, drained, converted) = std::thread::scope(|scope| {
+        let out = erofs_file.as_mut().map(|f| f.as_file_mut());
+        let worker = (hash_tar || out.is_some()).then(|| scope.spawn(|| convert(rx, hash_tar, cap, out, &options)));
+        let fed = match &worker {
+            Some(_) => decompress(&mut blob, compression).and_then(|mut tar| tx.fill(&mut tar)).map(drop),
+            None => Ok(()),
+        };
+        drop(tx);
+        // Read the blob to its end even after a failure: a blob whose digest
+        // is wrong is reported as corrupt, whatever the parser made of it.
+        let drained = io::copy(&mut blob, &mut io::sink());
+        let converted = worker.map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        (fed, drained, converted)
+    });
     let (digest, size, tee) = blob.into_inner().into_parts();
     if let Some(declared) = layer.digest.as_ref().filter(|d| **d != digest && drained.is_ok()) {
         return Err(LoadError::invalid(
@@ -87,16 +136,27 @@ pub(crate) fn import(
             format!("content has digest {digest}, the archive says {declared}"),
         ));
     }
-    let (diff_id, summary) = converted.map_err(|error| match error {
+    let fail = |error| match error {
         Convert::TooLarge => LoadError::invalid(
             &layer.what,
-            format!("uncompressed content exceeds the {max_bytes}-byte limit for one layer ({LAYER_LIMIT_VAR})"),
+            format!(
+                "uncompressed content exceeds the {}-byte limit for one layer ({LAYER_LIMIT_VAR})",
+                settings.max_bytes
+            ),
         ),
         Convert::Read(e) => source_failed().unwrap_or_else(|| io_err(e)),
         Convert::Layer(error) => source_failed().unwrap_or(LoadError::Layer { what: layer.what.clone(), error }),
-    })?;
+    };
+    // The reading side's own failure comes first: the writing side saw
+    // only a stand-in for it.
+    fed.map_err(|e| fail(Convert::Read(e)))?;
+    let (diff_id, summary) = match converted {
+        Some(converted) => converted.map_err(fail)?,
+        None => (None, None),
+    };
     drained.map_err(io_err)?;
     tee.into_writer().flush().map_err(io_err)?;
+    let diff_id = diff_id.unwrap_or_else(|| digest.clone());
     if let Some(summary) = summary {
         for note in &summary.notes {
             progress.note(&format!("{}: {note}", layer.what));
@@ -114,9 +174,19 @@ pub(crate) fn import(
     staging.add_record(&imported.digest, &record)?;
     match erofs_file {
         Some(file) => staging.add_layer_file(file, &imported.diff_id)?,
-        None => staging.require(store.layer_path(&imported.diff_id)),
+        None => require_layer(staging, &imported.diff_id),
     }
     Ok(imported)
+}
+
+/// Records that the change relies on the stored EROFS image of `diff_id`
+/// and the blobs it reads from.
+fn require_layer(staging: &Staging, diff_id: &Digest) {
+    let store = staging.store();
+    staging.require(store.layer_path(diff_id));
+    for device in store.layer_devices(diff_id).unwrap_or_default() {
+        staging.require(device);
+    }
 }
 
 /// The environment variable that sets [`LoadOptions::max_layer_bytes`](super::LoadOptions), in GiB.
@@ -140,6 +210,9 @@ fn stored(store: &Store, layer: &LayerPlan, source_size: Option<u64>) -> Option<
     if record.diff_id != layer.diff_id || record.size != size || !store.layer_path(&record.diff_id).is_file() {
         return None;
     }
+    if !store.layer_devices(&record.diff_id).ok()?.iter().all(|d| d.is_file()) {
+        return None;
+    }
     if layer.digest.is_none() && source_size != Some(size) {
         return None;
     }
@@ -161,32 +234,43 @@ enum Convert {
     Layer(msb_erofs::Error),
 }
 
-/// Undoes `compression` (reading at most what `cap` allows), writes the
-/// EROFS image of the tar to `out` (unless `out` is `None`: the store has it
-/// already), and returns the tar's digest (the diff_id) and what the writer
-/// said about the image.
+/// The writing side of an import: hashes the tar if asked (`hash`),
+/// writes its EROFS image to `out` (unless `None`: the store has it),
+/// reads it to its end; returns its digest (if hashed) and what the writer
+/// said about the image. At most what `cap` allows is read.
 fn convert(
-    blob: &mut impl Read,
-    compression: Option<Compression>,
+    tar: impl Read,
+    hash: bool,
     cap: Cap,
     out: Option<&mut std::fs::File>,
     options: &msb_erofs::Options,
-) -> Result<(Digest, Option<msb_erofs::Summary>), Convert> {
-    let mut tar = HashingReader::new(Capped { inner: decompress(blob, compression).map_err(Convert::Read)?, cap });
-    let mut result = match out {
-        Some(out) => msb_erofs::write_layer(&mut tar, out, options).map(Some).map_err(Convert::Layer),
-        None => Ok(None),
+) -> Result<(Option<Digest>, Option<msb_erofs::Summary>), Convert> {
+    let mut capped = Capped { inner: tar, cap };
+    let (digest, result) = if hash {
+        let mut hashing = HashingReader::new(&mut capped);
+        let result = write_and_drain(&mut hashing, out, options);
+        (Some(hashing.into_parts().0), result)
+    } else {
+        (None, write_and_drain(&mut capped, out, options))
     };
-    if result.is_ok()
-        && let Err(e) = io::copy(&mut tar, &mut io::sink())
-    {
-        result = Err(Convert::Read(e));
-    }
-    let (diff_id, _, capped) = tar.into_parts();
     if capped.cap.exceeded {
         return Err(Convert::TooLarge);
     }
-    result.map(|summary| (diff_id, summary))
+    result.map(|summary| (digest, summary))
+}
+
+/// Writes the EROFS image of `tar` to `out`, if any, and reads `tar` to its end.
+fn write_and_drain(
+    tar: &mut impl Read,
+    out: Option<&mut std::fs::File>,
+    options: &msb_erofs::Options,
+) -> Result<Option<msb_erofs::Summary>, Convert> {
+    let summary = match out {
+        Some(out) => Some(msb_erofs::write_layer(&mut *tar, out, options).map_err(Convert::Layer)?),
+        None => None,
+    };
+    io::copy(tar, &mut io::sink()).map_err(Convert::Read)?;
+    Ok(summary)
 }
 
 /// How many more uncompressed bytes a layer may have.
@@ -254,12 +338,12 @@ mod tests {
         let tar = tar();
         let cap = |left| Cap { left, exceeded: false };
         let options = msb_erofs::Options::default();
-        let (digest, _) = convert(&mut &tar[..], None, cap(tar.len() as u64), None, &options).ok().unwrap();
-        assert_eq!(digest, Digest::of(&tar));
+        let (digest, _) = convert(&tar[..], true, cap(tar.len() as u64), None, &options).ok().unwrap();
+        assert_eq!(digest, Some(Digest::of(&tar)));
         let mut out = tempfile::tempfile().unwrap();
-        let result = convert(&mut &tar[..], None, cap(1024), Some(&mut out), &options);
+        let result = convert(&tar[..], true, cap(1024), Some(&mut out), &options);
         assert!(matches!(result, Err(Convert::TooLarge)));
-        assert!(matches!(convert(&mut &tar[..], None, cap(1024), None, &options), Err(Convert::TooLarge)));
+        assert!(matches!(convert(&tar[..], false, cap(1024), None, &options), Err(Convert::TooLarge)));
     }
 
     fn plan(digest: &Digest, diff_id: &Digest) -> LayerPlan {

@@ -12,6 +12,7 @@
 mod detect;
 mod error;
 mod layer;
+mod pipe;
 mod plan;
 mod source;
 
@@ -87,7 +88,8 @@ pub fn load(
     let plans = plan::plan(&*archive, &mut session, images, options, progress)?;
 
     let staging = store.stage()?;
-    let imported = import_layers(&staging, &*archive, &mut session, &plans, options.max_layer_bytes, progress)?;
+    let settings = layer::Settings { max_bytes: options.max_layer_bytes, format: store.layer_format() };
+    let imported = import_layers(&staging, &*archive, &mut session, &plans, settings, progress)?;
     let mut loaded = Vec::new();
     let mut entries = Vec::new();
     let mut staged = plan::Staged::new();
@@ -113,7 +115,7 @@ fn import_layers(
     archive: &dyn Archive,
     session: &mut Session,
     plans: &[ImagePlan],
-    max_bytes: u64,
+    settings: layer::Settings,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<LayerKey, Imported>, LoadError> {
     let mut jobs = BTreeMap::new();
@@ -143,12 +145,12 @@ fn import_layers(
                         return;
                     }
                     let Some(layer) = queue.lock().unwrap_or_else(|p| p.into_inner()).next() else { return };
-                    record(layer.key.clone(), layer::import(staging, archive, None, layer, max_bytes, progress));
+                    record(layer.key.clone(), layer::import(staging, archive, None, layer, settings, progress));
                 }
             });
         }
         for layer in streams {
-            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, max_bytes, progress));
+            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, settings, progress));
         }
     });
     progress.finish();

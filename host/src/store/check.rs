@@ -215,7 +215,7 @@ impl Store {
                 continue;
             };
             scan.report.layers += 1;
-            match check_erofs(&path) {
+            match check_erofs(self, &diff_id, &files.blobs) {
                 Ok(()) => {
                     files.layers.insert(diff_id, true);
                 }
@@ -494,9 +494,19 @@ fn reason_of(error: StoreError) -> String {
     }
 }
 
-/// Walks the EROFS image at `path` (superblock, inodes, xattrs,
-/// directories, data layout: what `fsck.erofs` checks).
-fn check_erofs(path: &Path) -> Result<(), String> {
+/// Walks the EROFS image of layer `diff_id` (superblock, inodes, xattrs,
+/// directories, data layout: what `fsck.erofs` checks), with the blob an
+/// index image reads from, which must be among the sound `blobs`.
+fn check_erofs(store: &Store, diff_id: &Digest, blobs: &BTreeMap<Digest, (u64, bool)>) -> Result<(), String> {
+    let mut sizes = Vec::new();
+    for _ in store.layer_devices(diff_id).map_err(reason_of)? {
+        match blobs.get(diff_id) {
+            Some((size, true)) => sizes.push(*size),
+            Some((_, false)) => return Err(format!("reads from blob {diff_id}, which is corrupt")),
+            None => return Err(format!("reads from blob {diff_id}, which is missing")),
+        }
+    }
+    let path = store.layer_path(diff_id);
     let mut file = std::io::BufReader::new(File::open(path).map_err(|e| e.to_string())?);
-    msb_erofs::check(&mut file).map(drop).map_err(|e| e.to_string())
+    msb_erofs::check_with_devices(&mut file, &sizes).map(drop).map_err(|e| e.to_string())
 }

@@ -112,6 +112,13 @@ impl Store {
             live.blobs.extend(closure.blobs);
             live.diff_ids.extend(closure.diff_ids);
         }
+        // An index image reads from its layer's uncompressed blob, which
+        // stays while the layer does (whichever blob the images use).
+        for diff_id in &live.diff_ids {
+            if self.layer_devices(diff_id).is_ok_and(|devices| !devices.is_empty()) {
+                live.blobs.insert(diff_id.clone());
+            }
+        }
         let mut report = GcReport::default();
         let blobs = self.blobs_dir();
         for (name, path) in list(&blobs)? {

@@ -1,10 +1,10 @@
 //! The image store at `$MSB_HOME` (see `docs/STORE.md`, the contract):
 //!
 //! ```text
-//! msb-store.json          format version
+//! msb-store.json          format version, settings
 //! lock                    flock: held while a change is committed
 //! oci/                    an OCI image layout: oci-layout, index.json, blobs/sha256/
-//! layers/<diff_id>.erofs  one EROFS image per layer
+//! layers/<diff_id>.erofs  one EROFS image per layer: full, or an index into blob <diff_id>
 //! records/sha256/<hex>.json what was verified about a layer blob (its diff_id)
 //! plugins/                installed decoders; plugins/cache/ compiled ones
 //! tmp/                    one dir per live process (flock-tied): staging, spools
@@ -33,11 +33,47 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// The store format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Older formats this build upgrades in place: version 1 lacks `records/`,
-/// so its layers are verified again the first time a load reuses them.
-const UPGRADES_FROM: &[u64] = &[1];
+/// so its layers are verified again the first time a load reuses them;
+/// versions 1 and 2 have full EROFS images only, which version 3 reads as
+/// they are.
+const UPGRADES_FROM: &[u64] = &[1, 2];
+
+/// How the EROFS image of an uncompressed layer is stored (the store
+/// setting `layer_format`; compressed layers always get full images).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerFormat {
+    /// Metadata only, reading file data from the layer blob itself, which
+    /// is then stored once (`mount -o device=BLOB`).
+    #[default]
+    TarIndex,
+    /// File data copied into the image: one self-contained file.
+    Full,
+}
+
+impl LayerFormat {
+    /// Its name in `msb-store.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerFormat::TarIndex => "tar-index",
+            LayerFormat::Full => "full",
+        }
+    }
+
+    /// The format called `name`.
+    pub fn from_name(name: &str) -> Option<LayerFormat> {
+        [LayerFormat::TarIndex, LayerFormat::Full].into_iter().find(|f| f.name() == name)
+    }
+
+    fn erofs(self) -> msb_erofs::Format {
+        match self {
+            LayerFormat::TarIndex => msb_erofs::Format::TarIndex,
+            LayerFormat::Full => msb_erofs::Format::Full,
+        }
+    }
+}
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +113,13 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 pub struct Store {
     root: PathBuf,
     tmp: PathBuf,
+    layer_format: LayerFormat,
 }
 
 impl Store {
     /// Opens the store at `root`, creating it if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let mut store = Store { root: root.to_path_buf(), tmp: PathBuf::new() };
+        let mut store = Store { root: root.to_path_buf(), tmp: PathBuf::new(), layer_format: LayerFormat::default() };
         for dir in [store.blobs_dir(), store.layers_dir(), store.records_dir(), store.tmp_root(), store.plugins_dir()] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
@@ -99,32 +136,58 @@ impl Store {
         Ok(store)
     }
 
-    fn check_version(&self) -> Result<(), StoreError> {
+    /// Reads `msb-store.json`: the format version (upgrading an older one)
+    /// and the settings.
+    fn check_version(&mut self) -> Result<(), StoreError> {
         let path = self.root.join("msb-store.json");
+        let corrupt = |reason: String| StoreError::Corrupt { path: path.clone(), reason };
         match fs::read(&path) {
             Ok(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                if let Some(name) = v.get("layer_format") {
+                    self.layer_format = name
+                        .as_str()
+                        .and_then(LayerFormat::from_name)
+                        .ok_or_else(|| corrupt(format!("unknown layer_format {name}")))?;
+                }
                 let version = v.get("version").and_then(|v| v.as_u64());
                 if version.is_some_and(|v| UPGRADES_FROM.contains(&v)) {
-                    return self.write_version();
+                    return self.write_settings();
                 }
                 if version != Some(FORMAT_VERSION as u64) {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        reason: format!("store format version {version:?}; this msb reads version {FORMAT_VERSION}"),
-                    });
+                    return Err(corrupt(format!(
+                        "store format version {version:?}; this msb reads version {FORMAT_VERSION}"
+                    )));
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.write_version(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.write_settings(),
             Err(e) => Err(io_err(&path)(e)),
         }
     }
 
-    fn write_version(&self) -> Result<(), StoreError> {
+    fn write_settings(&self) -> Result<(), StoreError> {
         let path = self.root.join("msb-store.json");
-        write_atomic(&self.tmp_dir(), &path, format!("{{\"version\":{FORMAT_VERSION}}}\n").as_bytes())
+        let json = serde_json::json!({ "version": FORMAT_VERSION, "layer_format": self.layer_format.name() });
+        write_atomic(&self.tmp_dir(), &path, format!("{json}\n").as_bytes())
+    }
+
+    /// How the EROFS images of uncompressed layers loaded from now on are
+    /// stored (those already stored stay as they are).
+    pub fn layer_format(&self) -> msb_erofs::Format {
+        self.layer_format.erofs()
+    }
+
+    /// The `layer_format` setting.
+    pub fn layer_format_setting(&self) -> LayerFormat {
+        self.layer_format
+    }
+
+    /// Changes the `layer_format` setting.
+    pub fn set_layer_format(&mut self, format: LayerFormat) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.layer_format = format;
+        self.write_settings()
     }
 
     /// `$MSB_HOME`.
@@ -183,6 +246,27 @@ impl Store {
     /// Where the EROFS image of the layer with `diff_id` lives.
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
         self.layers_dir().join(format!("{}.erofs", diff_id.hex()))
+    }
+
+    /// The files the EROFS image of layer `diff_id` reads data from besides
+    /// itself, in the order `mount -o device=` takes them: none for a full
+    /// image, the uncompressed blob for an index image (the blob named by
+    /// its device tag, which is the layer's diff_id).
+    pub fn layer_devices(&self, diff_id: &Digest) -> Result<Vec<PathBuf>, StoreError> {
+        let path = self.layer_path(diff_id);
+        let mut file = File::open(&path).map_err(io_err(&path))?;
+        let devices = msb_erofs::devices(&mut file)
+            .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        devices
+            .iter()
+            .map(|device| match device.tag == diff_id.hex() {
+                true => Ok(self.blob_path(diff_id)),
+                false => Err(StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("reads from device {:?}, not the layer's own blob {diff_id}", device.tag),
+                }),
+            })
+            .collect()
     }
 
     /// The blob `digest`, refusing more than `max` bytes, verified.
