@@ -49,7 +49,7 @@ fn check_against_dir(image: &Value, dir: &Path) {
     for (layer, declared) in layers.iter().zip(manifest["layers"].as_array().unwrap()) {
         assert_eq!(layer["digest"], declared["digest"]);
         let blob = dir.join(&declared["digest"].as_str().unwrap()[7..]);
-        check_erofs_against_tar(Path::new(layer["erofs"].as_str().unwrap()), &blob);
+        check_layer_against_tar(layer, &blob);
     }
 }
 

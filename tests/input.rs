@@ -65,7 +65,7 @@ fn a_truncated_archive_is_one_clear_error() {
 }
 
 #[test]
-fn msb_layer_converts_one_layer_from_a_file_or_stdin() {
+fn msb_layer_converts_one_layer_from_a_file_or_stdin_full_or_as_a_tar_index() {
     let fx = oci_fixtures();
     let gzipped = fx.join("layers/0.tar.gz");
     let dir = scratch();
@@ -79,7 +79,18 @@ fn msb_layer_converts_one_layer_from_a_file_or_stdin() {
         .unwrap();
     assert!(out.status.success(), "{}", texts(&out).1);
     assert_eq!(std::fs::read(&from_file).unwrap(), std::fs::read(&from_stdin).unwrap());
-    check_erofs_against_tar(&from_file, &gzipped);
+    check_erofs_against_tar(&from_file, &[], &gzipped);
+
+    // A tar-index image reads file data from the plain tar it was made of.
+    let plain = dir.path().join("layer.tar");
+    let tar_bytes = decompress_gzip(&std::fs::read(&gzipped).unwrap());
+    std::fs::write(&plain, &tar_bytes).unwrap();
+    let index = dir.path().join("index.erofs");
+    msb.ok(["layer", "--format", "tar-index", "-i", plain.to_str().unwrap(), "-o", index.to_str().unwrap()]);
+    assert!(std::fs::metadata(&index).unwrap().len() < tar_bytes.len() as u64 / 2, "metadata only");
+    check_erofs_against_tar(&index, &[plain.clone()], &gzipped);
+    let error = msb.fails(["layer", "--format", "tar-index", "-i", gzipped.to_str().unwrap(), "-o", "x.erofs"]);
+    assert!(error.contains("0.tar.gz") && error.contains("gzip-compressed"), "{error}");
 
     let bad = dir.path().join("bad.tar");
     std::fs::write(&bad, b"not a tar at all, just text that goes on for a while ...".repeat(20)).unwrap();
@@ -131,4 +142,11 @@ fn a_terminal_gets_progress_bars_and_quiet_gets_nothing() {
             assert_eq!(screen.contains(phase), expect, "{quiet:?} {phase:?}: {screen}");
         }
     }
+}
+
+/// The bytes of a gzip stream, uncompressed.
+fn decompress_gzip(gz: &[u8]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut tar).expect("a gzip stream");
+    tar
 }

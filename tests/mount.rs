@@ -106,7 +106,12 @@ fn mounts_the_merged_tree_and_unmounts_cleanly() {
         .filter(|m| fs_type(Path::new(m)).as_deref() == Some("erofs"))
         .collect();
     assert_eq!(layer_mounts.len(), 3, "one EROFS mount per layer: {layer_mounts:?}");
-    assert_eq!(loops_backed_by(msb.home()).len(), 3, "one loop device per layer");
+    // Uncompressed layers are tar indexes: each reads from its blob.
+    for layer in image["layers"].as_array().unwrap() {
+        let (_, devices) = layer_files(layer);
+        assert_eq!(devices, [msb.home().join("oci/blobs/sha256").join(&layer["digest"].as_str().unwrap()[7..])]);
+    }
+    assert_eq!(loops_backed_by(msb.home()).len(), 6, "one loop device per layer image, one per blob");
 
     // The tree, entry by entry (types, modes, owners, contents, link
     // targets, hardlinks, mtimes, xattrs), against the expected merge.
@@ -156,6 +161,45 @@ fn mounts_the_merged_tree_and_unmounts_cleanly() {
     assert!(stderr.contains("✓ Unmounted"), "{stderr}");
     assert_clean(&msb, &target);
     assert!(target.is_dir(), "the target dir itself stays");
+}
+
+#[test]
+fn full_and_tar_index_layers_show_the_same_tree() {
+    let (_fx, fx) = layers_fixture();
+    let dir = scratch();
+    let mut trees = Vec::new();
+    for format in ["tar-index", "full"] {
+        let msb = Msb::new();
+        msb.ok(["config", "layer-format", format]);
+        assert_eq!(msb.ok(["config", "layer-format"]).0.trim(), format);
+        msb.ok(["load", "-q", "-i", fx.join("layers.tar").to_str().unwrap()]);
+        let image = msb.inspect("layers:1");
+        let mut layer_bytes = 0;
+        for layer in image["layers"].as_array().unwrap() {
+            let (erofs, devices) = layer_files(layer);
+            assert_eq!(devices.len(), usize::from(format == "tar-index"), "{format}: {layer}");
+            layer_bytes += std::fs::metadata(&erofs).unwrap().len();
+        }
+        let blobs: u64 = image["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum();
+        if format == "tar-index" {
+            assert!(layer_bytes * 2 < blobs, "index images hold metadata only: {layer_bytes} vs {blobs} bytes");
+        }
+        let target = dir.path().join(format);
+        std::fs::create_dir(&target).unwrap();
+        let _guard = Unmounter(&msb, target.clone());
+        msb.ok(["mount", "layers:1", target.to_str().unwrap()]);
+        let listing = run(Command::new("find").arg(&target).args(["-mindepth", "1", "-printf", "%P %y %m %U:%G %l\\n"]));
+        let contents = run(Command::new("sh").arg("-c").arg(format!(
+            "cd {} && find . -type f -print0 | sort -z | xargs -0 sha256sum",
+            target.display()
+        )));
+        trees.push((listing, contents));
+        msb.ok(["umount", target.to_str().unwrap()]);
+        msb.ok(["check"]);
+    }
+    assert_eq!(trees[0], trees[1], "tar-index and full layers mount the same tree");
+    let error = Msb::new().fails(["config", "layer-format", "zip"]);
+    assert!(error.contains("zip") && error.contains("tar-index or full"), "{error}");
 }
 
 #[test]

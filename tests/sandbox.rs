@@ -221,7 +221,7 @@ fn layers_can_stream_out_of_a_plugin() {
     let layer_json = &image["layers"][0];
     assert_eq!(layer_json["digest"], layer_json["diff_id"], "the host hashed the plain tar the stream gave");
     assert_eq!(layer_json["media_type"], "application/vnd.oci.image.layer.v1.tar");
-    check_erofs_against_tar(Path::new(layer_json["erofs"].as_str().unwrap()), &layer);
+    check_layer_against_tar(layer_json, &layer);
 
     // A stream that breaks halfway: one line naming the decoder, nothing stored.
     let (broken, _) = streamed_archive(dir.path(), Some(100_000));
@@ -230,29 +230,6 @@ fn layers_can_stream_out_of_a_plugin() {
         &[],
         "layer.xor: stream broken on purpose at byte",
     );
-}
-
-#[test]
-fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
-    let msb = Msb::new();
-    let mut cmd = msb.cmd(["plugin", "ls"]);
-    cmd.env_remove("MSB_PLUGIN_CACHE");
-    assert!(cmd.output().unwrap().status.success());
-    let cache = msb.home().join("plugins/cache");
-    let mut compiled: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
-    compiled.sort();
-    assert!(
-        compiled.len() >= 4 && compiled.iter().all(|p| p.extension().is_some_and(|x| x == "cwasm")),
-        "{compiled:?}"
-    );
-
-    // A damaged artifact is not trusted: the component is compiled again.
-    std::fs::write(&compiled[0], b"garbage").unwrap();
-    let mut cmd = msb.cmd(["plugin", "ls", "--format", "json"]);
-    cmd.env_remove("MSB_PLUGIN_CACHE");
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", texts(&out).1);
-    assert!(std::fs::metadata(&compiled[0]).unwrap().len() > 1000, "rewritten");
 }
 
 #[test]

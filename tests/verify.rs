@@ -169,17 +169,22 @@ fn a_stored_layer_is_reused_only_for_the_diff_id_recorded_with_its_blob() {
 }
 
 #[test]
-fn a_version_1_store_is_upgraded() {
+fn version_1_and_2_stores_are_upgraded() {
     let msb = store();
     msb.ok(["images"]);
     std::fs::write(msb.home().join("msb-store.json"), "{\"version\":1}\n").unwrap();
     std::fs::remove_dir_all(msb.home().join("records")).unwrap();
     let tmp = scratch();
     msb.ok(["load", "-i", oci_dir(tmp.path()).to_str().unwrap()]);
-    assert_eq!(read_json(&msb.home().join("msb-store.json"))["version"], 2);
+    assert_eq!(read_json(&msb.home().join("msb-store.json"))["version"], 3);
+    // Version 2 has full images only, which version 3 reads as they are.
+    std::fs::write(msb.home().join("msb-store.json"), "{\"version\":2}\n").unwrap();
+    msb.ok(["check"]);
+    let settings = read_json(&msb.home().join("msb-store.json"));
+    assert_eq!((&settings["version"], &settings["layer_format"]), (&3.into(), &"tar-index".into()));
     std::fs::write(msb.home().join("msb-store.json"), "{\"version\":99}\n").unwrap();
     let error = msb.fails(["images"]);
-    assert!(error.contains("version Some(99)") && error.contains("version 2"), "{error}");
+    assert!(error.contains("version 99") && error.contains("version 3"), "{error}");
 }
 
 /// Archives without a manifest (classic docker save, v1) get an OCI one, so

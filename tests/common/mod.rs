@@ -192,13 +192,31 @@ pub fn skopeo_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).expect("skopeo prints JSON")
 }
 
-/// Checks `image` with `fsck.erofs`, then compares its tree (a kernel
-/// mount) with the layer tar `layer` (compressed or not) entry by entry.
-pub fn check_erofs_against_tar(image: &Path, layer: &Path) {
+/// The `erofs` image and `devices` (the blobs it reads from) of a layer of
+/// `msb inspect --format json`.
+pub fn layer_files(layer: &serde_json::Value) -> (PathBuf, Vec<PathBuf>) {
+    let image = PathBuf::from(layer["erofs"].as_str().expect("a layer has an erofs path"));
+    let devices = layer["devices"].as_array().expect("a layer lists its devices");
+    (image, devices.iter().map(|d| PathBuf::from(d.as_str().expect("device paths are strings"))).collect())
+}
+
+/// Checks a stored layer (an entry of `msb inspect --format json`'s
+/// `layers`) with `fsck.erofs`, then compares its tree (a kernel mount) with
+/// the layer tar `tar` (compressed or not) entry by entry.
+pub fn check_layer_against_tar(layer: &serde_json::Value, tar: &Path) {
+    let (image, devices) = layer_files(layer);
+    check_erofs_against_tar(&image, &devices, tar);
+}
+
+/// Checks the EROFS image `image` (reading from `devices`) with
+/// `fsck.erofs`, then compares its tree (a kernel mount) with the layer
+/// tar `layer` (compressed or not) entry by entry.
+pub fn check_erofs_against_tar(image: &Path, devices: &[PathBuf], layer: &Path) {
     require("fsck.erofs");
-    run(Command::new("fsck.erofs").arg(image));
+    let device_args = devices.iter().map(|d| format!("--device={}", d.display()));
+    run(Command::new("fsck.erofs").args(device_args).arg(image));
     let dir = scratch();
-    let mount = Mount::erofs(image, dir.path());
+    let mount = Mount::erofs_with(image, devices, dir.path());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/compare_tree.py");
     let out = Command::new("python3").arg(script).arg(layer).arg(dir.path()).output().expect("run compare_tree.py");
     drop(mount);
@@ -215,7 +233,29 @@ impl Mount {
     /// `mount -t erofs -o loop,ro IMAGE TARGET`; fails the test, naming what
     /// is missing, where that is not permitted.
     pub fn erofs(image: &Path, target: &Path) -> Mount {
-        Mount::run(Command::new("mount").args(["-t", "erofs", "-o", "loop,ro"]).arg(image).arg(target), target)
+        Mount::erofs_with(image, &[], target)
+    }
+
+    /// [`Mount::erofs`] of an image that reads from `devices` (a tar-index
+    /// layer and its blob), each attached to a read-only loop device.
+    pub fn erofs_with(image: &Path, devices: &[PathBuf], target: &Path) -> Mount {
+        let loops: Vec<String> = devices
+            .iter()
+            .map(|device| {
+                let out = Command::new("losetup").args(["--find", "--show", "--read-only"]).arg(device).output();
+                let out = out.unwrap_or_else(|e| panic!("run losetup: {e}"));
+                assert!(out.status.success(), "losetup {}: {}", device.display(), String::from_utf8_lossy(&out.stderr));
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            })
+            .collect();
+        let options = std::iter::once("loop,ro".to_string()).chain(loops.iter().map(|l| format!("device={l}")));
+        let options = options.collect::<Vec<_>>().join(",");
+        let mount = Mount::run(Command::new("mount").args(["-t", "erofs", "-o", &options]).arg(image).arg(target), target);
+        for l in &loops {
+            // Detached (autoclear) once the mount lets go of it.
+            let _ = Command::new("losetup").args(["-d", l]).status();
+        }
+        mount
     }
 
     /// An overlay of `lower` dirs (top first), read-only.

@@ -155,8 +155,10 @@ impl Store {
                     return self.write_settings();
                 }
                 if version != Some(FORMAT_VERSION as u64) {
+                    let found = v.get("version").map_or_else(|| "missing".to_string(), |v| v.to_string());
                     return Err(corrupt(format!(
-                        "store format version {version:?}; this msb reads version {FORMAT_VERSION}"
+                        "store format version {found}; this msb reads version {FORMAT_VERSION} \
+                         (and upgrades versions {UPGRADES_FROM:?})"
                     )));
                 }
                 Ok(())
