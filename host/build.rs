@@ -1,5 +1,9 @@
-//! Builds the decoder plugins in `../plugins` for `wasm32-wasip2` and embeds
-//! them: `$OUT_DIR/builtin_plugins.rs` lists `(name, component bytes)`.
+//! Builds the decoder plugins in `../plugins` for `wasm32-wasip2`, compiles
+//! them to native code with the runtime's engine settings
+//! (`src/plugin/engine_config.rs`), and embeds both:
+//! `$OUT_DIR/builtin_plugins.rs` lists a `Builtin` (name, component bytes,
+//! precompiled bytes) per decoder. A cross build (target ≠ host) embeds no
+//! precompiled code: the runtime compiles those decoders as it would any.
 //!
 //! Every member of the plugins workspace directly under `plugins/` but the
 //! SDK is embedded; members deeper down (`plugins/testing/`) are built for
@@ -17,6 +21,8 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+include!("src/plugin/engine_config.rs");
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("host/ lives in the workspace root");
@@ -25,6 +31,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("src/plugin/engine_config.rs").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
     let crates = plugin_crates(&plugins);
@@ -53,8 +60,9 @@ fn main() {
         );
     }
 
-    let mut list = String::from("/// The decoders built into this binary: (name, component bytes).\n");
-    list.push_str("pub const BUILTIN: &[(&str, &[u8])] = &[\n");
+    let engine = precompiling_engine();
+    let mut list = String::from("/// The decoders built into this binary.\n");
+    list.push_str("pub const BUILTIN: &[Builtin] = &[\n");
     for dir in crates.iter().filter(|dir| dir.parent() == Some(plugins.as_path())) {
         let name = dir.file_name().and_then(|n| n.to_str()).expect("plugin dir names are UTF-8");
         if name == "sdk" {
@@ -63,11 +71,37 @@ fn main() {
         let wasm = target_dir.join(TARGET).join("release").join(format!("{}.wasm", name.replace('-', "_")));
         let embedded = out_dir.join(format!("{name}.wasm"));
         fs::copy(&wasm, &embedded).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
-        writeln!(list, "    ({name:?}, include_bytes!({:?})),", embedded.display().to_string())
-            .expect("write to String");
+        let precompiled = match &engine {
+            Some(engine) => {
+                let bytes = fs::read(&embedded).unwrap_or_else(|e| panic!("read {}: {e}", embedded.display()));
+                let native = engine
+                    .precompile_component(&bytes)
+                    .unwrap_or_else(|e| panic!("precompile the {name} decoder: {e:#}"));
+                let cwasm = out_dir.join(format!("{name}.cwasm"));
+                fs::write(&cwasm, native).unwrap_or_else(|e| panic!("write {}: {e}", cwasm.display()));
+                format!("Some(include_bytes!({:?}))", cwasm.display().to_string())
+            }
+            None => "None".to_string(),
+        };
+        writeln!(
+            list,
+            "    Builtin {{ name: {name:?}, wasm: include_bytes!({:?}), precompiled: {precompiled} }},",
+            embedded.display().to_string()
+        )
+        .expect("write to String");
     }
     list.push_str("];\n");
     fs::write(out_dir.join("builtin_plugins.rs"), list).expect("write builtin_plugins.rs");
+}
+
+/// The engine that precompiles the built-ins: the runtime's settings, for
+/// this machine. None in a cross build: this build script runs on the host,
+/// whose CPU and wasmtime build are not the target's.
+fn precompiling_engine() -> Option<wasmtime::Engine> {
+    if env::var("TARGET").ok() != env::var("HOST").ok() {
+        return None;
+    }
+    Some(wasmtime::Engine::new(&engine_config()).expect("create the wasmtime engine that precompiles the built-ins"))
 }
 
 /// The crate directories of the plugins workspace's `members`, sorted.

@@ -65,7 +65,9 @@ pub fn run(home: &Path, command: Command) -> Result<()> {
         Command::Install { path } => {
             // The name was checked when loading (a safe file name); the file
             // is `plugins/<name>.wasm`, so an installed plugin of that name
-            // is replaced (an upgrade), never shadowed.
+            // is replaced (an upgrade), never shadowed. Loading compiled it
+            // into the user's compile cache (`msb::plugin::cache`), where
+            // every store finds it: none compiles it again.
             let plugin = registry::load_file(&runtime, &path)?;
             let name = plugin.name();
             let replaced = match registry.get(name) {

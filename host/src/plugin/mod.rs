@@ -2,10 +2,15 @@
 //! in a sandbox (no files, network, clock or randomness; bounded memory,
 //! time and reads).
 //!
-//! - [`runtime`]: the engine, the compile cache and contract version checks.
+//! - [`runtime`]: the engine, loading components, contract version checks.
+//! - [`cache`]: the compile cache shared by the user's stores.
 //! - [`sandbox`]: the per-call store and what the host gives a plugin.
 //! - [`registry`]: which plugins exist (built in, installed, from a path).
 
+pub mod cache;
+/// The engine settings, shared with `build.rs`, which precompiles the
+/// built-in decoders with them.
+mod engine_config;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
@@ -19,6 +24,7 @@ pub mod bindings {
     });
 }
 
+pub use cache::CACHE_DIR_VAR;
 pub use registry::Registry;
 pub use runtime::{
     HASH_LIMIT_VAR, Limits, MEMORY_LIMIT_VAR, Plugin, PluginError, READ_LIMIT_VAR, Runtime, STREAM_LIMIT_VAR,

@@ -1,15 +1,17 @@
-//! The wasmtime engine shared by every plugin, the compile cache, and
-//! loading a component into a ready-to-instantiate [`Plugin`].
+//! The wasmtime engine shared by every plugin, and loading a component into
+//! a ready-to-instantiate [`Plugin`]: a built-in from its embedded native
+//! code, any other through the compile cache ([`super::cache`]).
 
 use super::bindings::{DecoderPre, msb::format::types::Info};
+use super::cache::Cache;
+use super::engine_config::engine_config;
 use super::sandbox::{HostState, Session};
-use crate::digest::Digest;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
 
 /// The contract version this host implements.
 pub const CONTRACT: (u64, u64, u64) = (0, 1, 0);
@@ -105,24 +107,22 @@ pub enum PluginError {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<Cache>,
     limits: Limits,
     notes: AtomicBool,
 }
 
 impl Runtime {
-    /// A runtime whose compiled components are cached in `cache_dir` (keyed
-    /// by the component's digest and the engine's compatibility hash, which
-    /// covers the wasmtime version and settings).
+    /// A runtime whose compiled components are cached in `cache_dir`
+    /// ([`super::cache`]; usually [`super::cache::user_dir`]), or not cached.
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true).max_wasm_stack(1 << 20);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
         start_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         super::bindings::Decoder::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Arc::new(Runtime { engine, linker, cache_dir, limits, notes: AtomicBool::new(true) }))
+        let cache = cache_dir.map(|dir| Cache::new(dir, &engine));
+        Ok(Arc::new(Runtime { engine, linker, cache, limits, notes: AtomicBool::new(true) }))
     }
 
     /// Whether a decoder's notes (`log` lines starting with `note: `, sent
@@ -149,9 +149,41 @@ impl Runtime {
     /// `name` is not given is asked for it (instantiated) now; otherwise its
     /// `info()` waits until someone wants it.
     pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8], name: Option<&str>) -> Result<Plugin, PluginError> {
-        let load_err = |e: wasmtime::Error| PluginError::Load { name: origin.to_string(), message: format!("{e:#}") };
         check_version(origin, bytes)?;
-        let component = self.compile(bytes).map_err(load_err)?;
+        let component = self.compile(bytes).map_err(|e| load_error(origin, e))?;
+        self.link(origin, component, name)
+    }
+
+    /// The built-in decoder `name` from its native code `precompiled`, made
+    /// by `build.rs` with the same engine settings. When wasmtime refuses
+    /// that code (this CPU lacks a feature the build machine had) or there
+    /// is none (a cross build), the component `wasm` is compiled instead,
+    /// through the cache; `MSB_LOG=debug` says so.
+    pub(crate) fn load_builtin(
+        self: &Arc<Self>,
+        name: &str,
+        wasm: &[u8],
+        precompiled: Option<&[u8]>,
+    ) -> Result<Plugin, PluginError> {
+        check_version(name, wasm)?;
+        // SAFETY: the bytes are `Engine::precompile_component` output
+        // embedded in this binary at build time, never read from outside;
+        // wasmtime checks they match this engine's version, settings and CPU.
+        let native = precompiled.map(|bytes| unsafe { Component::deserialize(&self.engine, bytes) });
+        let component = match native {
+            Some(Ok(component)) => component,
+            Some(Err(e)) => {
+                debug(|| format!("built-in decoder {name}: its precompiled code does not fit here ({e:#}); compiling"));
+                self.compile(wasm).map_err(|e| load_error(name, e))?
+            }
+            None => self.compile(wasm).map_err(|e| load_error(name, e))?,
+        };
+        self.link(name, component, Some(name))
+    }
+
+    /// `component`, linked, as a [`Plugin`] (see [`Runtime::load`]).
+    fn link(self: &Arc<Self>, origin: &str, component: Component, name: Option<&str>) -> Result<Plugin, PluginError> {
+        let load_err = |e| load_error(origin, e);
         let pre = self.linker.instantiate_pre(&component).map_err(load_err)?;
         let pre = DecoderPre::new(pre).map_err(load_err)?;
         let mut plugin = Plugin {
@@ -177,40 +209,31 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// The component `bytes`, from the cache or compiled (and cached).
     fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache_dir else { return Component::new(&self.engine, bytes) };
-        let path = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
-        if path.is_file() {
-            // SAFETY: the file was written by `Component::serialize` of this
-            // same wasmtime build and engine settings (both are in the key),
-            // atomically (rename), in a directory only msb writes.
-            if let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) } {
-                return Ok(component);
-            }
+        let Some(cache) = &self.cache else { return Component::new(&self.engine, bytes) };
+        let path = cache.path(bytes);
+        if let Some(component) = cache.get(&self.engine, &path) {
+            return Ok(component);
         }
         let component = Component::new(&self.engine, bytes)?;
         // The cache is an optimization: failing to write it is not an error.
-        let _ = write_cache(dir, &path, &component);
+        if let Err(e) = cache.put(&path, &component) {
+            debug(|| format!("not caching compiled plugin in {}: {e:#}", path.display()));
+        }
         Ok(component)
-    }
-
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let mut h = DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        let engine_hash = h.finish();
-        let digest = Digest::of(bytes);
-        format!("{}-{engine_hash:016x}", &digest.hex()[..32])
     }
 }
 
-fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize()?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &bytes)?;
-    tmp.persist(path)?;
-    Ok(())
+fn load_error(origin: &str, e: wasmtime::Error) -> PluginError {
+    PluginError::Load { name: origin.to_string(), message: format!("{e:#}") }
+}
+
+/// Prints `line()` on stderr as a `debug:` line when `MSB_LOG=debug`.
+pub(crate) fn debug(line: impl FnOnce() -> String) {
+    if std::env::var_os("MSB_LOG").is_some_and(|v| v == "debug") {
+        eprintln!("debug: {}", line());
+    }
 }
 
 /// Refuses a component that imports an incompatible `msb:format` version,
