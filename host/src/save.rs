@@ -49,15 +49,19 @@ pub enum SaveError {
 }
 
 /// Writes the images `names` resolve to (refs, IDs) to `out` as one tar.
+/// When `out` writes to the file `direct` (at its file position), blobs are
+/// copied into it in the kernel (`copy_file_range`, reflinks where the file
+/// system has them).
 pub fn save(
     store: &Store,
     names: &[String],
     format: SaveFormat,
     renames: &[(Reference, Reference)],
     out: impl Write,
+    direct: Option<&File>,
 ) -> Result<(), SaveError> {
     let images = select(store, names, renames)?;
-    let mut tar = TarWriter::new(out);
+    let mut tar = TarWriter::new(out, direct);
     tar.dir("blobs/")?;
     tar.dir("blobs/sha256/")?;
     let mut written = BTreeSet::new();
@@ -157,15 +161,17 @@ fn docker_manifest(images: &[(IndexEntry, ImageView)]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// A deterministic tar writer: root-owned entries, mtime 0.
-struct TarWriter<W: Write> {
+struct TarWriter<'f, W: Write> {
     builder: tar::Builder<W>,
+    /// The file the builder's writer writes to, if it is one.
+    direct: Option<&'f File>,
 }
 
-impl<W: Write> TarWriter<W> {
-    fn new(out: W) -> Self {
+impl<'f, W: Write> TarWriter<'f, W> {
+    fn new(out: W, direct: Option<&'f File>) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Deterministic);
-        TarWriter { builder }
+        TarWriter { builder, direct }
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -194,9 +200,28 @@ impl<W: Write> TarWriter<W> {
         let file = File::open(source).map_err(store_err)?;
         let size = file.metadata().map_err(store_err)?.len();
         let mut header = Self::header(tar::EntryType::Regular, 0o644, size);
-        self.builder
-            .append_data(&mut header, path, io::BufReader::with_capacity(1 << 20, file).take(size))
-            .map_err(SaveError::Write)
+        let Some(direct) = self.direct else {
+            return self
+                .builder
+                .append_data(&mut header, path, io::BufReader::with_capacity(1 << 20, file).take(size))
+                .map_err(SaveError::Write);
+        };
+        // The header through the writer, the content by the kernel, then
+        // the padding to the next 512-byte block.
+        header.set_path(path).map_err(SaveError::Write)?;
+        header.set_cksum();
+        let out = self.builder.get_mut();
+        out.write_all(header.as_bytes()).and_then(|()| out.flush()).map_err(SaveError::Write)?;
+        let at = io::Seek::stream_position(&mut &*direct).map_err(SaveError::Write)?;
+        let range = crate::input::FileRange { file: std::sync::Arc::new(file), offset: 0, len: size };
+        if range.copy_to(direct, at).map_err(store_err)? {
+            io::Seek::seek(&mut &*direct, io::SeekFrom::Start(at + size)).map_err(SaveError::Write)?;
+        } else {
+            io::copy(&mut io::BufReader::with_capacity(1 << 20, &*range.file).take(size), out)
+                .map_err(SaveError::Write)?;
+        }
+        let pad = (512 - size % 512) % 512;
+        out.write_all(&[0u8; 512][..pad as usize]).map_err(SaveError::Write)
     }
 
     fn finish(self) -> Result<(), SaveError> {

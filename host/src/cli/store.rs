@@ -47,8 +47,14 @@ pub fn save_cmd(store: &Store, args: SaveArgs) -> Result<()> {
         Some(path) => {
             // Written beside the target and renamed: no half-written archive.
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| path.display().to_string())?;
-            save(store, &args.images, format, &args.renames, std::io::BufWriter::new(tmp.as_file_mut()))?;
+            // 0666 less the umask, as a file the shell creates would be.
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o666);
+            let tmp = tempfile::Builder::new()
+                .permissions(mode)
+                .tempfile_in(dir)
+                .with_context(|| path.display().to_string())?;
+            let file = tmp.as_file();
+            save(store, &args.images, format, &args.renames, std::io::BufWriter::new(file), Some(file))?;
             tmp.persist(&path).with_context(|| path.display().to_string())?;
         }
         None => {
@@ -56,7 +62,7 @@ pub fn save_cmd(store: &Store, args: SaveArgs) -> Result<()> {
                 bail!("refusing to write an archive to a terminal; use -o PATH or redirect stdout");
             }
             let stdout = std::io::stdout().lock();
-            save(store, &args.images, format, &args.renames, std::io::BufWriter::new(stdout))?;
+            save(store, &args.images, format, &args.renames, std::io::BufWriter::new(stdout), None)?;
         }
     }
     Ok(())

@@ -83,19 +83,19 @@ pub struct FileRange {
 }
 
 impl FileRange {
-    /// Copies the range to the start of the empty file `out` in the kernel
+    /// Copies the range into `out` at offset `at` in the kernel
     /// (`copy_file_range`: a reflink where the file system has them, a copy
     /// that never enters this process elsewhere). `Ok(false)`: the kernel
     /// cannot copy between these files (another file system, an old kernel);
     /// nothing was written.
-    pub fn copy_to(&self, out: &File) -> io::Result<bool> {
-        let (mut from, mut to) = (self.offset, 0u64);
-        while to < self.len {
-            let want = usize::try_from(self.len - to).unwrap_or(usize::MAX).min(1 << 30);
+    pub fn copy_to(&self, out: &File, at: u64) -> io::Result<bool> {
+        let (mut from, mut to) = (self.offset, at);
+        while to - at < self.len {
+            let want = usize::try_from(self.len - (to - at)).unwrap_or(usize::MAX).min(1 << 30);
             match rustix::fs::copy_file_range(&*self.file, Some(&mut from), out, Some(&mut to), want) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside an entry")),
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ends early")),
                 Ok(_) => {}
-                Err(e) if to == 0 && is_unsupported(e) => return Ok(false),
+                Err(e) if to == at && is_unsupported(e) => return Ok(false),
                 Err(e) if e == rustix::io::Errno::INTR => {}
                 Err(e) => return Err(e.into()),
             }

@@ -81,7 +81,7 @@ pub(crate) fn import(
     let blob_file = staging.temp_file()?;
     let copied = match &layer.source {
         Source::Entry(path) => match archive.file_range(path) {
-            Some(range) => range.copy_to(blob_file.as_file()).map_err(io_err)?,
+            Some(range) => range.copy_to(blob_file.as_file(), 0).map_err(io_err)?,
             None => false,
         },
         _ => false,
