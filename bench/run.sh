@@ -42,7 +42,7 @@ work=$(mktemp -d /dev/shm/msb-bench-run.XXXXXX)
 cleanup() { [ "${MSB_BENCH_KEEP:-}" = 1 ] || rm -rf "$work"; }
 trap cleanup EXIT
 mkdir -p "$work/tmp"
-export TMPDIR=$work/tmp MSB_PLUGIN_CACHE=$work/plugin-cache
+export TMPDIR=$work/tmp MSB_CACHE_DIR=$work/plugin-cache
 unset MSB_HOME
 
 # ---- helpers ----------------------------------------------------------

@@ -21,6 +21,7 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+#[cfg(feature = "precompile")]
 include!("src/plugin/engine_config.rs");
 
 fn main() {
@@ -95,13 +96,31 @@ fn main() {
 }
 
 /// The engine that precompiles the built-ins: the runtime's settings, for
-/// this machine. None in a cross build: this build script runs on the host,
-/// whose CPU and wasmtime build are not the target's.
+/// this machine. None in a cross build (this build script runs on the host,
+/// whose CPU and wasmtime build are not the target's) or without the
+/// `precompile` feature (the fuzz build: its wasmtime is instrumented).
+#[cfg(feature = "precompile")]
 fn precompiling_engine() -> Option<wasmtime::Engine> {
     if env::var("TARGET").ok() != env::var("HOST").ok() {
         return None;
     }
     Some(wasmtime::Engine::new(&engine_config()).expect("create the wasmtime engine that precompiles the built-ins"))
+}
+
+#[cfg(not(feature = "precompile"))]
+fn precompiling_engine() -> Option<NoEngine> {
+    None
+}
+
+/// Stands for the engine where there is none.
+#[cfg(not(feature = "precompile"))]
+struct NoEngine;
+
+#[cfg(not(feature = "precompile"))]
+impl NoEngine {
+    fn precompile_component(&self, _: &[u8]) -> Result<Vec<u8>, String> {
+        unreachable!("no engine is made without the precompile feature")
+    }
 }
 
 /// The crate directories of the plugins workspace's `members`, sorted.

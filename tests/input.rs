@@ -132,7 +132,7 @@ fn a_terminal_gets_progress_bars_and_quiet_gets_nothing() {
         let out = Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
             .env("MSB_HOME", msb.home())
-            .env("MSB_PLUGIN_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .env("MSB_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
             .stdin(Stdio::null())
             .output()
             .unwrap();

@@ -38,7 +38,6 @@ impl User {
             .env("HOME", self.home())
             .env("MSB_CACHE_DIR", self.cache())
             .env_remove("XDG_CACHE_HOME")
-            .env_remove("MSB_PLUGIN_CACHE")
             .stdin(std::process::Stdio::null());
         for (key, value) in env {
             cmd.env(key, value);

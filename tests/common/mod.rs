@@ -40,7 +40,7 @@ impl Msb {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_msb"));
         cmd.args(args)
             .env("MSB_HOME", self.home.path())
-            .env("MSB_PLUGIN_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+            .env("MSB_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
             .stdin(Stdio::null());
         cmd
     }

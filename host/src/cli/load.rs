@@ -58,7 +58,7 @@ pub fn run(home: &Path, args: Args) -> Result<()> {
         None => None,
     };
     let store = open_store(home)?;
-    let runtime = runtime(&store)?;
+    let runtime = runtime()?;
     runtime.show_notes(!args.quiet);
     let options = LoadOptions {
         source: source.clone(),

@@ -102,9 +102,9 @@ fn open_store(home: &std::path::Path) -> Result<Store> {
 
 /// The plugin runtime, with limits from `MSB_PLUGIN_MEMORY_MIB`,
 /// `MSB_PLUGIN_TIME_SECS`, `MSB_PLUGIN_READ_MIB`, `MSB_PLUGIN_HASH_MIB`,
-/// `MSB_PLUGIN_STREAM_MIB`, and the compile cache in the store (or
-/// `MSB_PLUGIN_CACHE`).
-fn runtime(store: &Store) -> Result<Arc<Runtime>> {
+/// `MSB_PLUGIN_STREAM_MIB`, and the user's compile cache, shared by their
+/// stores ([`msb::plugin::cache::user_dir`]: `MSB_CACHE_DIR`, ...).
+fn runtime() -> Result<Arc<Runtime>> {
     use msb::plugin::{HASH_LIMIT_VAR, MEMORY_LIMIT_VAR, READ_LIMIT_VAR, STREAM_LIMIT_VAR, TIME_LIMIT_VAR};
     let mut limits = Limits::default();
     let env = |name: &str| -> Result<Option<u64>> {
@@ -131,6 +131,5 @@ fn runtime(store: &Store) -> Result<Arc<Runtime>> {
     if let Some(bytes) = mib(STREAM_LIMIT_VAR)? {
         limits.stream_bytes = bytes;
     }
-    let cache = std::env::var_os("MSB_PLUGIN_CACHE").map(PathBuf::from).unwrap_or_else(|| store.plugin_cache_dir());
-    Runtime::new(Some(cache), limits).context("starting the plugin runtime")
+    Runtime::new(msb::plugin::cache::user_dir(), limits).context("starting the plugin runtime")
 }

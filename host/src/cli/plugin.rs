@@ -36,7 +36,7 @@ pub enum Command {
 
 pub fn run(home: &Path, command: Command) -> Result<()> {
     let store = open_store(home)?;
-    let runtime = runtime(&store)?;
+    let runtime = runtime()?;
     let registry = Registry::load(&runtime, &store.plugins_dir())?;
     match command {
         Command::Ls { format } => {

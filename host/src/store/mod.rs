@@ -6,7 +6,7 @@
 //! oci/                    an OCI image layout: oci-layout, index.json, blobs/sha256/
 //! layers/<diff_id>.erofs  one EROFS image per layer: full, or an index into blob <diff_id>
 //! records/sha256/<hex>.json what was verified about a layer blob (its diff_id)
-//! plugins/                installed decoders; plugins/cache/ compiled ones
+//! plugins/                installed decoders
 //! tmp/                    one dir per live process (flock-tied): staging, spools
 //! ```
 
@@ -233,11 +233,6 @@ impl Store {
     /// Installed plugins.
     pub fn plugins_dir(&self) -> PathBuf {
         self.root.join("plugins")
-    }
-
-    /// Compiled plugins.
-    pub fn plugin_cache_dir(&self) -> PathBuf {
-        self.plugins_dir().join("cache")
     }
 
     /// Where the blob `digest` lives.
