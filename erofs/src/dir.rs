@@ -7,18 +7,19 @@ use crate::tree::NodeId;
 
 /// A directory's entries packed into blocks: each block holds its dirents
 /// followed by their names; entries never span blocks.
-pub struct DirLayout {
-    entries: Vec<(Vec<u8>, NodeId)>,
+pub struct DirLayout<'a> {
+    /// Names borrowed from the tree.
+    entries: Vec<(&'a [u8], NodeId)>,
     /// (first entry, entry count, used bytes) per block.
     blocks: Vec<(usize, usize, u64)>,
     /// The block size.
     block_size: u64,
 }
 
-impl DirLayout {
+impl<'a> DirLayout<'a> {
     /// Packs `entries` (already sorted, `.` and `..` included) into blocks
     /// of `block_size` bytes (at least 512: a dirent and a 255-byte name fit).
-    pub fn new(entries: Vec<(Vec<u8>, NodeId)>, block_size: u64) -> DirLayout {
+    pub fn new(entries: Vec<(&'a [u8], NodeId)>, block_size: u64) -> DirLayout<'a> {
         let mut blocks = Vec::new();
         let (mut first, mut count, mut used) = (0, 0, 0u64);
         for (i, (name, _)) in entries.iter().enumerate() {
@@ -71,9 +72,9 @@ mod tests {
 
     #[test]
     fn directories_split_into_blocks() {
-        let entries: Vec<(Vec<u8>, NodeId)> = (0..1000).map(|i| (format!("file-{i:05}").into_bytes(), 0)).collect();
+        let names: Vec<Vec<u8>> = (0..1000).map(|i| format!("file-{i:05}").into_bytes()).collect();
         for block_size in [512, 4096] {
-            let dir = DirLayout::new(entries.clone(), block_size);
+            let dir = DirLayout::new(names.iter().map(|n| (&n[..], 0)).collect(), block_size);
             assert!(dir.blocks.len() > 1);
             assert!(dir.blocks.iter().all(|b| b.2 <= block_size));
             assert_eq!(dir.blocks.iter().map(|b| b.1).sum::<usize>(), 1000);

@@ -12,6 +12,7 @@
 use crate::layout::DataLayout;
 use crate::xattr::Xattrs;
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 /// Index of a node in [`Tree::nodes`].
@@ -61,15 +62,105 @@ pub struct Data {
     /// its block `tail_offset`, in chunk indexes naming the device.
     pub in_tar: bool,
     /// For inline layout: offset of the tail in the tails file; for
-    /// chunk-based layout: the index of the block map among the writer's,
-    /// or the first block of the data in the tar (`in_tar`).
+    /// chunk-based layout: offset of the block map in the tails file, or
+    /// the first block of the data in the tar (`in_tar`).
     pub tail_offset: u64,
+}
+
+/// A name in a directory: up to [`Name::INLINE`] bytes kept in place
+/// (most names; a heap allocation would take 32 bytes or more), longer
+/// ones on the heap. Compares as its bytes.
+#[derive(Debug, Clone)]
+pub struct Name(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Name {
+    /// Longest name kept in place (the whole name is 24 bytes).
+    pub const INLINE: usize = 22;
+
+    /// `name` (a path component: at most [`MAX_NAME`] bytes).
+    pub fn new(name: &[u8]) -> Name {
+        if name.len() <= Self::INLINE {
+            let mut bytes = [0u8; Self::INLINE];
+            bytes[..name.len()].copy_from_slice(name);
+            Name(Repr::Inline { len: name.len() as u8, bytes })
+        } else {
+            Name(Repr::Heap(name.into()))
+        }
+    }
+
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// A directory's entries by name (sorted bytewise), node ids kept as
+/// `u32` ([`Tree`] holds at most 2^32 nodes).
+#[derive(Debug, Clone, Default)]
+pub struct Children(BTreeMap<Name, u32>);
+
+impl Children {
+    /// The node named `name`.
+    pub fn get(&self, name: &[u8]) -> Option<NodeId> {
+        self.0.get(name).map(|&id| id as NodeId)
+    }
+
+    /// Names `id` `name`, replacing what had that name.
+    fn insert(&mut self, name: &[u8], id: NodeId) {
+        // `Tree::push` keeps ids below 2^32.
+        self.0.insert(Name::new(name), id as u32);
+    }
+
+    /// The entries, sorted by name.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], NodeId)> + ExactSizeIterator {
+        self.0.iter().map(|(name, &id)| (name.as_bytes(), id as NodeId))
+    }
+
+    /// The node ids, in the order of the names.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = NodeId> {
+        self.0.values().map(|&id| id as NodeId)
+    }
 }
 
 /// What a node is.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Dir(BTreeMap<Vec<u8>, NodeId>),
+    Dir(Children),
     /// Regular file or symlink content.
     Data(Data),
     /// Character or block device (`rdev` encoded), FIFO, socket.
@@ -108,6 +199,8 @@ pub enum TreeError {
     BadHardlink(String),
     #[error("hardlink target {0:?} is a whiteout")]
     HardlinkToWhiteout(String),
+    #[error("more than 2^32 entries in the layer")]
+    TooMany,
 }
 
 /// The xattr that makes a directory opaque in overlayfs.
@@ -121,7 +214,11 @@ pub struct Tree {
 impl Tree {
     pub fn new() -> Tree {
         Tree {
-            nodes: vec![Node { meta: Meta::IMPLIED_DIR, xattrs: Xattrs::default(), kind: Kind::Dir(BTreeMap::new()) }],
+            nodes: vec![Node {
+                meta: Meta::IMPLIED_DIR,
+                xattrs: Xattrs::default(),
+                kind: Kind::Dir(Children::default()),
+            }],
         }
     }
 
@@ -140,7 +237,7 @@ impl Tree {
         Ok(parts)
     }
 
-    fn children(&mut self, dir: NodeId) -> Result<&mut BTreeMap<Vec<u8>, NodeId>, TreeError> {
+    fn children(&mut self, dir: NodeId) -> Result<&mut Children, TreeError> {
         match &mut self.nodes[dir].kind {
             Kind::Dir(children) => Ok(children),
             _ => Err(TreeError::NotADirectory),
@@ -151,7 +248,7 @@ impl Tree {
     pub fn dir(&mut self, parts: &[&[u8]]) -> Result<NodeId, TreeError> {
         let mut dir = ROOT;
         for part in parts {
-            let next = self.children(dir)?.get(*part).copied();
+            let next = self.children(dir)?.get(part);
             dir = match next {
                 Some(id) if matches!(self.nodes[id].kind, Kind::Dir(_)) => id,
                 Some(id) if !matches!(self.nodes[id].kind, Kind::Whiteout) => return Err(TreeError::NotADirectory),
@@ -163,8 +260,9 @@ impl Tree {
                     if whiteout.is_some() {
                         xattrs.set(OPAQUE, b"y")?;
                     }
-                    let id = self.push(Node { meta: Meta::IMPLIED_DIR, xattrs, kind: Kind::Dir(BTreeMap::new()) });
-                    self.children(dir)?.insert(part.to_vec(), id);
+                    let id =
+                        self.push(Node { meta: Meta::IMPLIED_DIR, xattrs, kind: Kind::Dir(Children::default()) })?;
+                    self.children(dir)?.insert(part, id);
                     id
                 }
             };
@@ -172,9 +270,12 @@ impl Tree {
         Ok(dir)
     }
 
-    fn push(&mut self, node: Node) -> NodeId {
+    fn push(&mut self, node: Node) -> Result<NodeId, TreeError> {
+        if u32::try_from(self.nodes.len()).is_err() {
+            return Err(TreeError::TooMany);
+        }
         self.nodes.push(node);
-        self.nodes.len() - 1
+        Ok(self.nodes.len() - 1)
     }
 
     /// Whether `node` is a directory.
@@ -206,7 +307,7 @@ impl Tree {
         let dir = self.dir(parents)?;
         let new_is_dir = matches!(node.kind, Kind::Dir(_));
         let new_is_whiteout = matches!(node.kind, Kind::Whiteout);
-        if let Some(&old) = self.children(dir)?.get(*name) {
+        if let Some(old) = self.children(dir)?.get(name) {
             match (&self.nodes[old].kind, new_is_dir, new_is_whiteout) {
                 (Kind::Dir(_), true, _) => {
                     self.update_dir(old, node)?;
@@ -222,8 +323,8 @@ impl Tree {
                 _ => {}
             }
         }
-        let id = self.push(node);
-        self.children(dir)?.insert(name.to_vec(), id);
+        let id = self.push(node)?;
+        self.children(dir)?.insert(name, id);
         Ok(id)
     }
 
@@ -241,9 +342,9 @@ impl Tree {
         let (tname, tparents) = target_parts.split_last().ok_or_else(bad)?;
         let mut dir = ROOT;
         for part in tparents {
-            dir = *self.children(dir).map_err(|_| bad())?.get(*part).ok_or_else(bad)?;
+            dir = self.children(dir).map_err(|_| bad())?.get(part).ok_or_else(bad)?;
         }
-        let id = *self.children(dir).map_err(|_| bad())?.get(*tname).ok_or_else(bad)?;
+        let id = self.children(dir).map_err(|_| bad())?.get(tname).ok_or_else(bad)?;
         match self.nodes[id].kind {
             Kind::Dir(_) => return Err(bad()),
             Kind::Whiteout => return Err(TreeError::HardlinkToWhiteout(String::from_utf8_lossy(target).into_owned())),
@@ -251,7 +352,7 @@ impl Tree {
         }
         let (name, parents) = parts.split_last().ok_or_else(bad)?;
         let dir = self.dir(parents)?;
-        self.children(dir)?.insert(name.to_vec(), id);
+        self.children(dir)?.insert(name, id);
         Ok(())
     }
 }
@@ -264,7 +365,7 @@ mod tests {
         Node {
             meta: Meta { mode: S_IFDIR | mode, ..Meta::IMPLIED_DIR },
             xattrs: Xattrs::default(),
-            kind: Kind::Dir(BTreeMap::new()),
+            kind: Kind::Dir(Children::default()),
         }
     }
 
@@ -274,6 +375,26 @@ mod tests {
             xattrs: Xattrs::default(),
             kind: Kind::Special { rdev: 0 },
         }
+    }
+
+    #[test]
+    fn names_compare_as_bytes_and_nodes_stay_small() {
+        let inline = Name::new(&[b'y'; Name::INLINE]);
+        let heap = Name::new(&[b'y'; Name::INLINE + 1]);
+        assert_eq!(inline.as_bytes(), &[b'y'; Name::INLINE][..]);
+        assert_eq!(heap.as_bytes(), &[b'y'; Name::INLINE + 1][..]);
+        assert!(Name::new(b"") < Name::new(b"a") && Name::new(b"a") < Name::new(b"ab"));
+        assert!(inline < heap && Name::new(b"z") > heap);
+        assert_eq!(Name::new(b"abc"), Name::new(b"abc"));
+        let mut children = Children::default();
+        children.insert(b"b", 2);
+        children.insert(&[b'a'; 255], 1);
+        children.insert(b"b", 3);
+        assert_eq!(children.get(b"b"), Some(3));
+        assert_eq!(children.iter().map(|(_, id)| id).collect::<Vec<_>>(), [1, 3]);
+        // What a layer's tree costs per file (see write.rs).
+        assert_eq!(size_of::<Name>(), 24);
+        assert!(size_of::<Node>() <= 64, "{}", size_of::<Node>());
     }
 
     #[test]
@@ -303,7 +424,7 @@ mod tests {
             x.icount()
         });
         let Kind::Dir(children) = &tree.nodes[d].kind else { panic!() };
-        assert!(children.contains_key(&b"child"[..]));
+        assert!(children.get(b"child").is_some());
     }
 
     #[test]
@@ -319,7 +440,7 @@ mod tests {
         tree.hardlink(&[b"x", b"h"], b"./a").unwrap();
         let x = tree.dir(&[b"x"]).unwrap();
         let Kind::Dir(children) = &tree.nodes[x].kind else { panic!() };
-        assert_eq!(children[&b"h"[..]], a);
+        assert_eq!(children.get(b"h"), Some(a));
         assert_eq!(tree.nodes[x].meta, Meta::IMPLIED_DIR);
     }
 
@@ -347,7 +468,7 @@ mod tests {
         assert_eq!(tree.insert(&[b"d"], whiteout()).unwrap(), d);
         assert!(opaque(&tree, d));
         let Kind::Dir(children) = &tree.nodes[d].kind else { panic!() };
-        assert!(children.contains_key(&b"new"[..]));
+        assert!(children.get(b"new").is_some());
         // A whited-out name used as a parent: an implied opaque directory.
         let mut tree = Tree::new();
         tree.insert(&[b"e"], whiteout()).unwrap();

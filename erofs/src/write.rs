@@ -1,5 +1,11 @@
 //! The writer: streams tar entries into the tree and the data area, then
 //! lays out directories and the metadata area and writes them.
+//!
+//! Memory: the tree (per node a [`Node`] of 64 bytes, per name a
+//! directory entry of about 50 bytes, names over 22 bytes and xattrs on
+//! the heap) and, while finishing, 16 bytes per node and 40 per
+//! directory, and one directory's entries at a time. Tails and block maps
+//! wait in a temporary file; the metadata area is written as a stream.
 
 use crate::dir::DirLayout;
 use crate::entry::{self, What};
@@ -9,10 +15,9 @@ use crate::layout::{
     FULL_BLOCK_BITS, INODE_SIZE, Inode, NULL_ADDR, SLOT, SUPER_OFFSET, SUPER_SIZE, SuperBlock, TAR_BLOCK_BITS,
 };
 use crate::sparse::{self, Tap};
-use crate::tree::{self, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
+use crate::tree::{self, Children, Data, Kind, Meta, Node, NodeId, ROOT, Tree, TreeError};
 use crate::xattr::{Shared, Xattrs};
 use crate::{Error, Format, MAX_DEPTH, MAX_NOTES, Note, Options, Summary};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -60,7 +65,7 @@ pub(crate) fn write_with<R: Read>(
         tails_len: 0,
         entries: 0,
         file_bytes: 0,
-        chunk_maps: Vec::new(),
+        sparse_files: 0,
         indexed_files: 0,
         sparse_data: 0,
         sparse_waste: 0,
@@ -85,14 +90,17 @@ struct Writer<'a> {
     data: BufWriter<&'a File>,
     /// Next free block of the data area.
     next_block: u64,
+    /// What goes after inodes in the metadata area, kept in a temporary
+    /// file until it is written: inline tails and sparse files' block maps.
     tails: BufWriter<File>,
     tails_len: u64,
     /// Tar entries applied.
     entries: u64,
     /// Regular file content streamed.
     file_bytes: u64,
-    /// Block maps of chunk-based (sparse) files: a block address per chunk.
-    chunk_maps: Vec<Vec<u32>>,
+    /// Chunk-based (sparse) files stored; their block maps (a block
+    /// address per chunk) wait in the tails file.
+    sparse_files: u64,
     /// Regular files whose data is in the tar (a tar index).
     indexed_files: u64,
     /// Data of the sparse files so far, and what they took beyond it.
@@ -157,6 +165,7 @@ fn tree_error(path: &[u8], e: TreeError) -> Error {
         | TreeError::BadHardlink(_)
         | TreeError::HardlinkToWhiteout(_)
         | TreeError::RootNotDir => entry::malformed(path, e),
+        TreeError::TooMany => Error::TooLarge,
     }
 }
 
@@ -458,9 +467,13 @@ impl Writer<'_> {
             self.end_chunk(cur, written, chunk, size)?;
         }
         self.block_addr(self.next_block)?;
-        let index = self.chunk_maps.len() as u64;
-        self.chunk_maps.push(map);
-        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: u32::from(bits), in_tar: false, tail_offset: index })
+        let at = self.tails_len;
+        for addr in &map {
+            self.tails.write_all(&addr.to_le_bytes())?;
+        }
+        self.tails_len += map.len() as u64 * BLOCK_MAP_ENTRY_SIZE;
+        self.sparse_files += 1;
+        Ok(Data { size, layout: DataLayout::ChunkBased, blkaddr: u32::from(bits), in_tar: false, tail_offset: at })
     }
 
     /// Pads chunk `c` (`written` bytes into it) to its last block.
@@ -486,91 +499,85 @@ impl Writer<'_> {
 
     /// Lays out and writes directories, the metadata area and the
     /// superblock (and device table: `consumed` bytes of the tar).
+    ///
+    /// Memory beyond the tree: per node its place in the order, link
+    /// count and metadata offset; per directory a [`DirPlan`]; the entries
+    /// of one directory at a time (laid out once for its size, again when
+    /// written). Other inodes' plans are made again when needed. The
+    /// metadata area is written as a stream in inode order (offsets only
+    /// grow along `order`), each tail or block map copied from the tails
+    /// file when its inode is written.
     fn finish(mut self, out: &File, share_xattrs: bool, consumed: u64) -> Result<Summary, Error> {
         let bs = self.bs;
         self.data.flush()?;
         self.tails.flush()?;
         let tails = self.tails.into_inner().map_err(|e| e.into_error())?;
         let tree = self.tree;
-        let chunk_maps = self.chunk_maps;
         let (notes, more_notes) = (self.notes, self.more_notes);
+        // Inode numbers are 32-bit, so node ids are kept as `u32` below.
+        if u32::try_from(tree.nodes.len()).is_err() {
+            return Err(Error::TooLarge);
+        }
 
-        // Reachable inodes in depth-first order (root first), and link counts.
-        let mut order: Vec<NodeId> = Vec::new();
-        let mut seen: HashMap<NodeId, u32> = HashMap::new();
-        let mut parent_of: HashMap<NodeId, NodeId> = HashMap::new();
-        let mut stack = vec![ROOT];
-        seen.insert(ROOT, 1);
-        while let Some(id) = stack.pop() {
-            order.push(id);
+        // Reachable inodes in depth-first order (root first), the names
+        // reaching each node (0: unreachable), and the directories in that
+        // order, with their parents.
+        let mut order: Vec<u32> = Vec::with_capacity(tree.nodes.len());
+        let mut links = vec![0u32; tree.nodes.len()];
+        let mut dirs: Vec<DirPlan> = Vec::new();
+        let mut stack = vec![(ROOT, ROOT)];
+        links[ROOT] = 1;
+        while let Some((id, parent)) = stack.pop() {
+            order.push(id as u32);
             if let Kind::Dir(children) = &tree.nodes[id].kind {
-                for &child in children.values().rev() {
-                    let links = seen.entry(child).or_insert(0);
-                    *links += 1;
-                    if *links == 1 {
-                        parent_of.insert(child, id);
-                        stack.push(child);
+                dirs.push(DirPlan { parent, nlink: 0, plan: Plan::NONE });
+                for child in children.ids().rev() {
+                    links[child] = links[child].saturating_add(1);
+                    if links[child] == 1 {
+                        stack.push((child, id));
                     }
                 }
             }
         }
+        drop(stack);
+        let dir_nodes = || {
+            order.iter().filter_map(|&id| match &tree.nodes[id as usize].kind {
+                Kind::Dir(children) => Some((id as usize, children)),
+                _ => None,
+            })
+        };
+
+        // The most common time becomes the build time, which every compact
+        // inode shares.
+        let build_time = most_common(order.iter().map(|&id| {
+            let meta = &tree.nodes[id as usize].meta;
+            (meta.mtime, meta.mtime_nsec)
+        }));
 
         // Xattrs several inodes carry go to the shared area. Inodes only
         // get smaller for it, so the inline tails chosen while streaming
         // (with every xattr inline) still fit.
-        let shared =
-            if share_xattrs { Shared::new(order.iter().map(|&id| &tree.nodes[id].xattrs)) } else { Shared::default() };
+        let shared = if share_xattrs {
+            Shared::new(order.iter().map(|&id| &tree.nodes[id as usize].xattrs))
+        } else {
+            Shared::default()
+        };
 
-        // Directory contents (names only; nids come later) and their sizes.
-        let mut dirs: HashMap<NodeId, DirLayout> = HashMap::new();
-        for &id in &order {
-            if let Kind::Dir(children) = &tree.nodes[id].kind {
-                let mut entries: Vec<(&[u8], NodeId)> = vec![(b".", id), (b"..", *parent_of.get(&id).unwrap_or(&ROOT))];
-                entries.extend(children.iter().map(|(name, &child)| (name.as_slice(), child)));
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                dirs.insert(id, DirLayout::new(entries.into_iter().map(|(n, c)| (n.to_vec(), c)).collect(), bs));
-            }
-        }
-
-        // Directory blocks go after the streamed data.
+        // Directory blocks go after the streamed data. A directory's link
+        // count: 2 and its subdirectories.
         let mut next_block = self.next_block;
-        let mut plans: HashMap<NodeId, Plan> = HashMap::new();
-        for &id in &order {
-            let node = &tree.nodes[id];
-            let plan = match &node.kind {
-                Kind::Dir(_) => {
-                    let dir = &dirs[&id];
-                    let size = dir.size();
-                    let tail = size % bs;
-                    let inline = tail > 0 && INODE_SIZE + shared.body_size(&node.xattrs) + tail <= bs;
-                    let in_blocks = if inline { size - tail } else { size };
-                    let blocks = in_blocks.div_ceil(bs);
-                    let blkaddr = if blocks > 0 { u32::try_from(next_block).map_err(|_| Error::TooLarge)? } else { 0 };
-                    next_block += blocks;
-                    let layout = if inline { DataLayout::FlatInline } else { DataLayout::FlatPlain };
-                    Plan { layout, size, i_u: blkaddr, inline: if inline { tail } else { 0 } }
-                }
-                Kind::Data(d) => Plan {
-                    layout: d.layout,
-                    size: d.size,
-                    i_u: d.blkaddr,
-                    inline: match d.layout {
-                        DataLayout::FlatInline => d.size % bs,
-                        // 8-byte aligned after the inode (32 or 64 bytes) and
-                        // its xattrs (a multiple of 4 bytes).
-                        DataLayout::ChunkBased if d.in_tar => {
-                            shared.body_size(&node.xattrs) % CHUNK_INDEX_SIZE + indexes(d, bs) * CHUNK_INDEX_SIZE
-                        }
-                        DataLayout::ChunkBased => {
-                            chunk_maps[d.tail_offset as usize].len() as u64 * BLOCK_MAP_ENTRY_SIZE
-                        }
-                        DataLayout::FlatPlain => 0,
-                    },
-                },
-                Kind::Special { rdev } => Plan { layout: DataLayout::FlatPlain, size: 0, i_u: *rdev, inline: 0 },
-                Kind::Whiteout => Plan { layout: DataLayout::FlatPlain, size: 0, i_u: 0, inline: 0 },
-            };
-            plans.insert(id, plan);
+        for ((id, children), dir) in dir_nodes().zip(&mut dirs) {
+            let subdirs = children.ids().filter(|&c| matches!(tree.nodes[c].kind, Kind::Dir(_))).count();
+            dir.nlink = u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2);
+            let size = dir_layout(children, id, dir.parent, bs).size();
+            let tail = size % bs;
+            let inline = tail > 0 && INODE_SIZE + shared.body_size(&tree.nodes[id].xattrs) + tail <= bs;
+            let in_blocks = if inline { size - tail } else { size };
+            let blocks = in_blocks.div_ceil(bs);
+            let blkaddr = if blocks > 0 { u32::try_from(next_block).map_err(|_| Error::TooLarge)? } else { 0 };
+            next_block += blocks;
+            let layout = if inline { DataLayout::FlatInline } else { DataLayout::FlatPlain };
+            dir.plan = Plan { layout, size, i_u: blkaddr, inline: if inline { tail } else { 0 } };
         }
         // The shared xattr area: whole blocks between the directory blocks
         // and the metadata area.
@@ -578,21 +585,20 @@ impl Writer<'_> {
         next_block += (shared.bytes().len() as u64).div_ceil(bs);
         let meta_blkaddr = next_block;
 
-        // The inodes. The most common time becomes the build time, which
-        // every compact inode shares.
-        let build_time =
-            most_common(order.iter().map(|&id| (tree.nodes[id].meta.mtime, tree.nodes[id].meta.mtime_nsec)));
-        let inodes: HashMap<NodeId, Inode> = order
-            .iter()
-            .enumerate()
-            .map(|(ino, &id)| {
-                let node = &tree.nodes[id];
-                let plan = &plans[&id];
-                let nlink = match &node.kind {
-                    Kind::Dir(children) => {
-                        2 + children.values().filter(|c| matches!(tree.nodes[**c].kind, Kind::Dir(_))).count() as u32
+        // Each inode in `order`, with its plan and (for a directory) its
+        // `DirPlan`.
+        let inodes = || {
+            let (nodes, shared, links) = (&tree.nodes, &shared, &links);
+            let mut dir_plans = dirs.iter();
+            order.iter().enumerate().map(move |(pos, &id)| {
+                let id = id as usize;
+                let node = &nodes[id];
+                let (plan, nlink, dir) = match &node.kind {
+                    Kind::Dir(_) => {
+                        let dir = dir_plans.next().expect("a plan for every directory");
+                        (dir.plan, dir.nlink, Some(dir))
                     }
-                    _ => seen[&id],
+                    kind => (data_plan(kind, &node.xattrs, shared, bs), links[id], None),
                 };
                 let inode = Inode {
                     layout: plan.layout,
@@ -600,34 +606,33 @@ impl Writer<'_> {
                     mode: node.meta.mode,
                     size: plan.size,
                     i_u: plan.i_u,
-                    ino: ino as u32 + 1,
+                    ino: pos as u32 + 1,
                     uid: node.meta.uid,
                     gid: node.meta.gid,
                     mtime: node.meta.mtime,
                     mtime_nsec: node.meta.mtime_nsec,
                     nlink,
                 };
-                (id, inode)
+                (id, inode, plan, dir)
             })
-            .collect();
-        let inode_size =
-            |id: NodeId| if inodes[&id].fits_compact(build_time) { COMPACT_INODE_SIZE } else { INODE_SIZE };
+        };
+        let inode_size = |inode: &Inode| if inode.fits_compact(build_time) { COMPACT_INODE_SIZE } else { INODE_SIZE };
 
         // The metadata area: each inode at a 32-byte slot; an inode with
         // inline data never crosses a block boundary.
         // Slot 0 stays empty: nid 0 would be inode number 0, which readdir
         // users (ls, glibc) take for a deleted entry.
-        let mut offsets: HashMap<NodeId, u64> = HashMap::new();
+        let mut offsets = vec![0u64; tree.nodes.len()];
         let mut cursor = SLOT;
-        for &id in &order {
-            let len = inode_size(id) + shared.body_size(&tree.nodes[id].xattrs) + plans[&id].inline;
+        for (id, inode, plan, _) in inodes() {
+            let len = inode_size(&inode) + shared.body_size(&tree.nodes[id].xattrs) + plan.inline;
             if len <= bs && cursor % bs + len > bs {
                 cursor = cursor.next_multiple_of(bs);
             }
-            offsets.insert(id, cursor);
+            offsets[id] = cursor;
             cursor = (cursor + len).next_multiple_of(SLOT);
         }
-        let nid = |id: NodeId| offsets[&id] / SLOT;
+        let nid = |id: NodeId| offsets[id] / SLOT;
         if nid(ROOT) > u16::MAX as u64 {
             return Err(Error::TooLarge);
         }
@@ -641,63 +646,65 @@ impl Writer<'_> {
             return Err(Error::TooLarge);
         }
 
-        // Write directory blocks, keeping each directory's inline tail.
-        let mut dir_tails: HashMap<NodeId, Vec<u8>> = HashMap::new();
-        for &id in &order {
-            if let Some(dir) = dirs.get(&id) {
-                let plan = &plans[&id];
-                let bytes = dir.to_bytes(&|child| nid(child), &|child| layout::file_type(tree.nodes[child].meta.mode));
-                let in_blocks = (plan.size - plan.inline) as usize;
-                if in_blocks > 0 {
-                    let mut block_bytes = bytes[..in_blocks].to_vec();
-                    block_bytes.resize(in_blocks.next_multiple_of(bs as usize), 0);
-                    out.write_all_at(&block_bytes, plan.i_u as u64 * bs)?;
-                }
-                dir_tails.insert(id, bytes[in_blocks..].to_vec());
-            }
-        }
-
-        // Write the metadata area.
-        let mut meta = vec![0u8; (meta_blocks * bs) as usize];
-        for &id in &order {
+        // Write the metadata area in order, and each directory's blocks
+        // (its tail goes inline).
+        let mut file = out;
+        file.seek(SeekFrom::Start(meta_blkaddr * bs))?;
+        let mut meta = BufWriter::with_capacity(1 << 16, out);
+        // Bytes of the metadata area written.
+        let mut at = 0u64;
+        let mut buf = vec![0u8; COPY_BUFFER];
+        for (id, inode, plan, dir) in inodes() {
             let node = &tree.nodes[id];
-            let plan = &plans[&id];
-            let inode = &inodes[&id];
-            let at = offsets[&id] as usize;
-            let at = if inode.fits_compact(build_time) {
-                meta[at..at + COMPACT_INODE_SIZE as usize].copy_from_slice(&inode.to_compact());
-                at + COMPACT_INODE_SIZE as usize
+            write_zeros(&mut meta, offsets[id] - at)?;
+            if inode.fits_compact(build_time) {
+                meta.write_all(&inode.to_compact())?;
             } else {
-                meta[at..at + INODE_SIZE as usize].copy_from_slice(&inode.to_extended());
-                at + INODE_SIZE as usize
-            };
+                meta.write_all(&inode.to_extended())?;
+            }
             let xattrs = shared.body(&node.xattrs);
-            meta[at..at + xattrs.len()].copy_from_slice(&xattrs);
-            let at = at + xattrs.len();
-            if plan.inline > 0 {
-                let inline = &mut meta[at..at + plan.inline as usize];
-                match &node.kind {
-                    Kind::Dir(_) => inline.copy_from_slice(&dir_tails[&id]),
-                    Kind::Data(d) if d.in_tar => {
-                        let chunk_blocks = 1u64 << (d.blkaddr & 0x1f);
-                        let pad = inline.len() - (indexes(d, bs) * CHUNK_INDEX_SIZE) as usize;
-                        for (k, slot) in inline[pad..].chunks_exact_mut(CHUNK_INDEX_SIZE as usize).enumerate() {
-                            // Below 2^32, checked while streaming.
-                            let blkaddr = (d.tail_offset + k as u64 * chunk_blocks) as u32;
-                            slot.copy_from_slice(&layout::chunk_index(1, blkaddr));
-                        }
+            meta.write_all(&xattrs)?;
+            at = offsets[id] + inode_size(&inode) + xattrs.len() as u64 + plan.inline;
+            match (&node.kind, dir) {
+                (Kind::Dir(children), Some(dir)) => {
+                    let dir = dir_layout(children, id, dir.parent, bs);
+                    let mut bytes = dir.to_bytes(&nid, &|child| layout::file_type(tree.nodes[child].meta.mode));
+                    let in_blocks = (plan.size - plan.inline) as usize;
+                    meta.write_all(&bytes[in_blocks..])?;
+                    if in_blocks > 0 {
+                        bytes.truncate(in_blocks);
+                        bytes.resize(in_blocks.next_multiple_of(bs as usize), 0);
+                        out.write_all_at(&bytes, plan.i_u as u64 * bs)?;
                     }
-                    Kind::Data(d) if d.layout == DataLayout::ChunkBased => {
-                        for (slot, addr) in inline.chunks_exact_mut(4).zip(&chunk_maps[d.tail_offset as usize]) {
-                            slot.copy_from_slice(&addr.to_le_bytes());
-                        }
-                    }
-                    Kind::Data(d) => tails.read_exact_at(inline, d.tail_offset)?,
-                    Kind::Special { .. } | Kind::Whiteout => {}
                 }
+                (Kind::Data(_), _) if plan.inline == 0 => {}
+                (Kind::Data(d), _) if d.in_tar => {
+                    let chunk_blocks = 1u64 << (d.blkaddr & 0x1f);
+                    let count = chunks(d, bs);
+                    write_zeros(&mut meta, plan.inline - count * CHUNK_INDEX_SIZE)?;
+                    for k in 0..count {
+                        // Below 2^32, checked while streaming.
+                        let blkaddr = (d.tail_offset + k * chunk_blocks) as u32;
+                        meta.write_all(&layout::chunk_index(1, blkaddr))?;
+                    }
+                }
+                // A tail, or a block map.
+                (Kind::Data(d), _) => {
+                    let (mut from, mut left) = (d.tail_offset, plan.inline);
+                    while left > 0 {
+                        let piece = &mut buf[..left.min(COPY_BUFFER as u64) as usize];
+                        tails.read_exact_at(piece, from)?;
+                        meta.write_all(piece)?;
+                        from += piece.len() as u64;
+                        left -= piece.len() as u64;
+                    }
+                }
+                (Kind::Dir(_) | Kind::Special { .. } | Kind::Whiteout, _) => {}
             }
         }
-        out.write_all_at(&meta, meta_blkaddr * bs)?;
+        write_zeros(&mut meta, meta_blocks * bs - at)?;
+        meta.flush()?;
+        drop(meta);
         if shared.len() > 0 {
             let mut area = shared.bytes().to_vec();
             area.resize(area.len().next_multiple_of(bs as usize), 0);
@@ -706,7 +713,7 @@ impl Writer<'_> {
 
         // The first blocks: the superblock, then the device table.
         let mut head = vec![0u8; (self.reserved * bs) as usize];
-        let chunked = !chunk_maps.is_empty() || self.indexed_files > 0;
+        let chunked = self.sparse_files > 0 || self.indexed_files > 0;
         let mut feature_incompat = if chunked { FEATURE_INCOMPAT_CHUNKED_FILE } else { 0 };
         let devt_at = SUPER_OFFSET + SUPER_SIZE;
         if let Some(tag) = &self.device_tag {
@@ -743,7 +750,64 @@ impl Writer<'_> {
     }
 }
 
+/// The entries of directory `id` (child of `parent`): `.`, `..` and its
+/// children, sorted by name, laid out in blocks of `bs` bytes.
+fn dir_layout(children: &Children, id: NodeId, parent: NodeId, bs: u64) -> DirLayout<'_> {
+    let children = children.iter();
+    let mut entries: Vec<(&[u8], NodeId)> = Vec::with_capacity(children.len() + 2);
+    entries.push((b".", id));
+    entries.push((b"..", parent));
+    entries.extend(children);
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    DirLayout::new(entries, bs)
+}
+
+/// Bytes of tails and block maps copied at a time into the metadata area.
+const COPY_BUFFER: usize = 64 << 10;
+
+/// Writes `n` zero bytes.
+fn write_zeros(w: &mut impl Write, mut n: u64) -> io::Result<()> {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        w.write_all(&ZEROS[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// How the data of a node that is not a directory is laid out.
+fn data_plan(kind: &Kind, xattrs: &Xattrs, shared: &Shared, bs: u64) -> Plan {
+    match kind {
+        Kind::Data(d) => Plan {
+            layout: d.layout,
+            size: d.size,
+            i_u: d.blkaddr,
+            inline: match d.layout {
+                DataLayout::FlatInline => d.size % bs,
+                // 8-byte aligned after the inode (32 or 64 bytes) and
+                // its xattrs (a multiple of 4 bytes).
+                DataLayout::ChunkBased if d.in_tar => {
+                    shared.body_size(xattrs) % CHUNK_INDEX_SIZE + chunks(d, bs) * CHUNK_INDEX_SIZE
+                }
+                DataLayout::ChunkBased => chunks(d, bs) * BLOCK_MAP_ENTRY_SIZE,
+                DataLayout::FlatPlain => 0,
+            },
+        },
+        Kind::Special { rdev } => Plan { i_u: *rdev, ..Plan::NONE },
+        Kind::Dir(_) | Kind::Whiteout => Plan::NONE,
+    }
+}
+
+/// A directory, in the order of the inodes.
+struct DirPlan {
+    parent: NodeId,
+    nlink: u32,
+    plan: Plan,
+}
+
 /// How an inode's data is laid out.
+#[derive(Clone, Copy)]
 struct Plan {
     layout: DataLayout,
     size: u64,
@@ -754,18 +818,28 @@ struct Plan {
     inline: u64,
 }
 
-/// How many chunk indexes the data of a tar index's file takes.
-fn indexes(d: &Data, bs: u64) -> u64 {
+impl Plan {
+    /// No data.
+    const NONE: Plan = Plan { layout: DataLayout::FlatPlain, size: 0, i_u: 0, inline: 0 };
+}
+
+/// How many chunks a chunk-based file has (chunk indexes of a tar index's
+/// file, or entries of a sparse file's block map).
+fn chunks(d: &Data, bs: u64) -> u64 {
     d.size.div_ceil(bs << (d.blkaddr & 0x1f))
 }
 
 /// The most frequent value (the smallest among equals), or the default.
 fn most_common<T: Ord + Copy + Default>(values: impl Iterator<Item = T>) -> T {
-    let mut counts = std::collections::BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_insert(0usize) += 1;
+    let mut values: Vec<T> = values.collect();
+    values.sort_unstable();
+    let mut best: Option<(T, usize)> = None;
+    for run in values.chunk_by(|a, b| a == b) {
+        if best.is_none_or(|(_, count)| run.len() > count) {
+            best = Some((run[0], run.len()));
+        }
     }
-    counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(v, _)| *v).unwrap_or_default()
+    best.map(|(v, _)| v).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -820,6 +894,13 @@ mod tests {
 
     fn sb_u32(image: &[u8], at: usize) -> u32 {
         u32::from_le_bytes(image[1024 + at..1024 + at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn most_common_takes_the_smallest_of_a_tie() {
+        assert_eq!(most_common([3, 1, 3, 1, 2].into_iter()), 1);
+        assert_eq!(most_common([5, 4, 5].into_iter()), 5);
+        assert_eq!(most_common(std::iter::empty::<(u64, u32)>()), (0, 0));
     }
 
     #[test]
