@@ -308,7 +308,7 @@ target "store bytes after the docker-save load / archive bytes" "$(calc "$store_
     "oci/ holds $(calc "$store_oci_b / 1e6" 0) MB (the layer blobs) and layers/ $(calc "$store_layers_b / 1e6" 0) MB (EROFS images)"
 if [ -n "${MKFS_B[full]:-}" ]; then
     target "full EROFS bytes: msb layer --format full / mkfs.erofs --tar=f" "$(calc "${IMG_B[full]} / ${MKFS_B[full]}" 3)" 1.0 \
-        "msb's images: ${IMG_B[full]} bytes, mkfs.erofs's: ${MKFS_B[full]} bytes"
+        "msb's images: ${IMG_B[full]} bytes, mkfs.erofs's: ${MKFS_B[full]} bytes; the metadata area: inodes with inline tails in tar order, not best fit (README.md)"
 else
     target "full EROFS bytes: msb layer --format full / mkfs.erofs --tar=f" "" 1.0 "mkfs.erofs not run: $mkfs_why"
 fi
