@@ -6,12 +6,8 @@ use msb_erofs::{CheckError, Format, Options, check, check_with_devices, write_la
 use std::io::Cursor;
 use std::process::Command;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
+mod common;
+use common::run;
 
 fn header(kind: tar::EntryType, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();

@@ -9,16 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("erofs-hostile-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
+mod common;
+use common::{run, scratch};
 
 /// The tars of `fixtures/make_hostile.py`, made once per test binary.
 fn tars() -> &'static Path {

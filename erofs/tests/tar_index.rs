@@ -14,18 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+mod common;
+use common::{run, scratch};
+
 const TAG: &str = "sha256-test-layer";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("erofs-index-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
 
 /// erofs-utils new enough for 512-byte blocks, checked once.
 fn erofs_utils() {

@@ -366,8 +366,10 @@ mod tests {
         let (blob, diff_id) = (Digest::of(&tar), Digest::of(&tar));
         let other = Digest::of(b"another layer");
         std::fs::write(store.blob_path(&blob), &tar).unwrap();
-        std::fs::write(store.layer_path(&diff_id), b"erofs").unwrap();
-        std::fs::write(store.layer_path(&other), b"erofs").unwrap();
+        for layer in [&diff_id, &other] {
+            let mut image = std::fs::File::create(store.layer_path(layer)).unwrap();
+            msb_erofs::write_layer(&tar[..], &mut image, &msb_erofs::Options::default()).unwrap();
+        }
         assert!(stored(&store, &plan(&blob, &diff_id), None).is_none(), "no record: read again");
         let record = LayerRecord { diff_id: diff_id.clone(), size: tar.len() as u64 };
         std::fs::write(store.record_path(&blob), record.to_bytes()).unwrap();

@@ -4,6 +4,7 @@
 //! one layer keeps both cores busy. At most [`DEPTH`] chunks of [`CHUNK`]
 //! bytes are in flight; buffers go back to the writer for reuse.
 
+use crate::input::read_full;
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -82,20 +83,6 @@ impl Read for PipeReader {
         self.pos += n;
         Ok(n)
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
