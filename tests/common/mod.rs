@@ -103,9 +103,6 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, u64>) {
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
         let path = entry.path();
         let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-        if rel.starts_with("plugins/cache") {
-            continue;
-        }
         let meta = std::fs::symlink_metadata(&path).expect("stat");
         if meta.is_dir() {
             walk(root, &path, files);
