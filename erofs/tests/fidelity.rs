@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 mod common;
-use common::{run, scratch};
+use common::{long_names_tree, run, scratch};
 
 /// The tars of `fixtures/make_layers.py`, made once per test binary.
 fn layers() -> &'static Path {
@@ -111,12 +111,7 @@ fn a_directory_of_ten_thousand_entries() {
 fn gnu_tar_layers_with_long_names() {
     let dir = scratch();
     let src = dir.path().join("src");
-    let deep = src.join("a".repeat(200)).join("b".repeat(200));
-    std::fs::create_dir_all(&deep).unwrap();
-    std::fs::write(deep.join("c".repeat(250)), b"deep").unwrap();
-    std::os::unix::fs::symlink("x".repeat(300), src.join("long-link")).unwrap();
-    std::fs::write(src.join("plain"), vec![9u8; 70_000]).unwrap();
-    std::fs::hard_link(src.join("plain"), deep.join("hard")).unwrap();
+    long_names_tree(&src);
     for format in ["gnu", "posix"] {
         let tar = dir.path().join(format!("{format}.tar"));
         run(Command::new("tar").arg(format!("--format={format}")).arg("-cf").arg(&tar).arg("-C").arg(&src).arg("."));

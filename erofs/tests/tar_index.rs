@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 mod common;
-use common::{run, scratch};
+use common::{long_names_tree, run, scratch};
 
 const TAG: &str = "sha256-test-layer";
 
@@ -225,12 +225,7 @@ fn an_empty_layer() {
 fn gnu_tar_long_names_hardlinks_and_sparse_files() {
     let dir = scratch();
     let src = dir.path().join("src");
-    let deep = src.join("a".repeat(200)).join("b".repeat(200));
-    std::fs::create_dir_all(&deep).unwrap();
-    std::fs::write(deep.join("c".repeat(250)), b"deep").unwrap();
-    std::os::unix::fs::symlink("x".repeat(300), src.join("long-link")).unwrap();
-    std::fs::write(src.join("plain"), vec![9u8; 70_000]).unwrap();
-    std::fs::hard_link(src.join("plain"), deep.join("hard")).unwrap();
+    long_names_tree(&src);
     // Sparse: 10 MiB with a little data, stored in the image's own blocks.
     let sparse = File::create(src.join("sparse.img")).unwrap();
     sparse.set_len((10 << 20) + 1234).unwrap();
