@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (Debian packages for skopeo,
-# umoci, erofs-utils, podman, containerd; the wasm32-wasip2 target), then one release build
-# shared by the unit and end-to-end tests, then the decoders' own tests.
+# umoci, erofs-utils, podman, containerd, docker-registry, apache2-utils,
+# openssl, curl; the wasm32-wasip2 target), then one release build shared
+# by the unit and end-to-end tests, then the decoders' own tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +13,10 @@ command -v fsck.erofs >/dev/null || missing+=(erofs-utils)
 command -v python3 >/dev/null || missing+=(python3)
 command -v podman >/dev/null || missing+=(podman)
 command -v containerd >/dev/null || missing+=(containerd)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -q

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
+pub mod registry;
+
 /// A scratch directory under the target dir, removed on drop.
 pub fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("msb-test-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("create scratch dir")
