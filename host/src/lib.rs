@@ -8,6 +8,7 @@
 //! - [`load`]: detect, decode, verify, import layers, commit.
 //! - [`store`]: the on-disk store (`docs/STORE.md`), refs and garbage collection.
 //! - [`save`]: images back out as OCI / docker archives.
+//! - [`registry`]: `pull`, `push` and `login` over the distribution API.
 //!
 //! The command line (`src/cli/`) is part of the binary only.
 //!
@@ -21,5 +22,6 @@ pub mod oci;
 pub mod plugin;
 pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod save;
 pub mod store;

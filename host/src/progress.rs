@@ -30,6 +30,14 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
     /// The phase ended.
     fn finish(&self) {}
+    /// A transfer (one blob downloading or uploading) starts; `id` names it
+    /// (a short digest, as docker shows), `total` bytes if known.
+    fn transfer_start(&self, _id: &str, _total: Option<u64>) {}
+    /// `bytes` more of transfer `id` moved.
+    fn transfer_advance(&self, _id: &str, _bytes: u64) {}
+    /// Transfer `id` ended, or was found unnecessary: `status` says how
+    /// (`Pull complete`, `Layer already exists`, `Mounted from …`).
+    fn transfer_end(&self, _id: &str, _status: &str) {}
     /// Something the user should know that is not an error (a name dropped,
     /// an entry skipped); the CLI prints it as `note: MESSAGE` unless quiet.
     fn note(&self, _message: &str) {}

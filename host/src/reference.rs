@@ -38,6 +38,11 @@ impl Reference {
         self.tag.as_deref()
     }
 
+    /// The digest it pins, if any (`sha256:…`).
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
     /// This repository with `tag` (and no digest).
     pub fn with_tag(&self, tag: &str) -> Result<Reference, InvalidReference> {
         format!("{}:{tag}", self.name).parse()

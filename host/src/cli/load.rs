@@ -107,7 +107,7 @@ pub fn parse_rename(s: &str) -> Result<(Reference, Reference), String> {
     Ok((from.parse().map_err(|e| format!("{e}"))?, to.parse().map_err(|e| format!("{e}"))?))
 }
 
-fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Value {
+pub(super) fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Value {
     json!({
         "ref": image.refs.first().map(|r| r.to_string()),
         "refs": image.refs.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
@@ -125,7 +125,7 @@ fn image_json(store: &msb::store::Store, image: &LoadedImage) -> serde_json::Val
 }
 
 /// The per-layer limit on uncompressed bytes: `MSB_LAYER_MAX_GIB`, or the default.
-fn max_layer_bytes() -> Result<u64> {
+pub(super) fn max_layer_bytes() -> Result<u64> {
     let Ok(value) = std::env::var(msb::load::LAYER_LIMIT_VAR) else { return Ok(msb::load::DEFAULT_MAX_LAYER_BYTES) };
     let gib: u64 =
         value.parse().with_context(|| format!("{}={value:?} is not a number", msb::load::LAYER_LIMIT_VAR))?;

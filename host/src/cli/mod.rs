@@ -8,6 +8,7 @@ mod load;
 mod mount;
 mod plugin;
 mod progress;
+mod registry;
 mod store;
 
 use anyhow::{Context, Result};
@@ -40,6 +41,14 @@ enum Command {
     /// Manage and try decoder plugins.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Pull an image from a registry into the store.
+    Pull(registry::PullArgs),
+    /// Push a stored image, or an archive's images, to a registry.
+    Push(registry::PushArgs),
+    /// Keep credentials for a registry (in docker's config or its helper).
+    Login(registry::LoginArgs),
+    /// Remove the credentials kept for a registry.
+    Logout(registry::LogoutArgs),
     /// Write images to an archive (OCI, docker, or both in one tar).
     Save(store::SaveArgs),
     /// Give an image another ref.
@@ -79,6 +88,10 @@ pub fn run() -> Result<()> {
         Command::Images(args) => images::list(&open_store(&home)?, args),
         Command::Inspect(args) => images::inspect(&open_store(&home)?, args),
         Command::Plugin(command) => plugin::run(&home, command),
+        Command::Pull(args) => registry::pull_cmd(&home, args),
+        Command::Push(args) => registry::push_cmd(&home, args),
+        Command::Login(args) => registry::login(args),
+        Command::Logout(args) => registry::logout(args),
         Command::Save(args) => store::save_cmd(&open_store(&home)?, args),
         Command::Tag(args) => store::tag(&open_store(&home)?, args),
         Command::Rmi(args) => store::rmi(&open_store(&home)?, args),

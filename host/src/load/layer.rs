@@ -179,6 +179,49 @@ pub(crate) fn import(
     Ok(imported)
 }
 
+/// Reads `layer` once without storing anything: hashes the blob, undoes
+/// its compression and hashes the tar (at most `max_bytes` of it), and
+/// checks both against what the archive declares (`msb push -i`). What is
+/// read is also copied to `copy` (a spool for a stream, which cannot be
+/// read twice).
+pub(crate) fn verify_only(
+    archive: &dyn Archive,
+    session: Option<&mut Session>,
+    layer: &LayerPlan,
+    max_bytes: u64,
+    copy: &mut dyn Write,
+) -> Result<Imported, LoadError> {
+    let io_err = |e: io::Error| source::unwrap_plugin_error(e, &layer.source);
+    let source = source::open(archive, session, &layer.source)?;
+    let mut blob = BufReader::with_capacity(1 << 18, HashingReader::new(TeeReader::new(source, &mut *copy)));
+    let compression = sniff(blob.fill_buf().map_err(io_err)?);
+    let tar_digest = match compression {
+        Some(_) => {
+            let tar = Capped { inner: decompress(&mut blob, compression).map_err(io_err)?, cap: Cap { left: max_bytes, exceeded: false } };
+            let mut tar = HashingReader::new(tar);
+            let copied = io::copy(&mut tar, &mut io::sink());
+            let (digest, _, capped) = tar.into_parts();
+            if capped.cap.exceeded {
+                return Err(LoadError::invalid(
+                    &layer.what,
+                    format!("uncompressed content exceeds the {max_bytes}-byte limit for one layer ({LAYER_LIMIT_VAR})"),
+                ));
+            }
+            copied.map_err(io_err)?;
+            Some(digest)
+        }
+        None => None,
+    };
+    io::copy(&mut blob, &mut io::sink()).map_err(io_err)?;
+    let (digest, size, tee) = blob.into_inner().into_parts();
+    tee.into_writer().flush().map_err(io_err)?;
+    let diff_id = tar_digest.unwrap_or_else(|| digest.clone());
+    let media_type = layer.media_type.clone().unwrap_or_else(|| oci::layer_media_type(compression).to_string());
+    let imported = Imported { digest, media_type, compression, size, diff_id };
+    layer.verify(&imported)?;
+    Ok(imported)
+}
+
 /// Records that the change relies on the stored EROFS image of `diff_id`
 /// and the blobs it reads from.
 fn require_layer(staging: &Staging, diff_id: &Digest) {

@@ -9,6 +9,7 @@
 //!    EROFS), in parallel;
 //! 6. the staged files and refs are committed ([`crate::store::Staging`]).
 
+mod decoded;
 mod detect;
 mod error;
 mod layer;
@@ -18,10 +19,12 @@ mod source;
 
 pub use crate::digest::Digest;
 use crate::input::{self, Archive};
+use crate::plugin::bindings::msb::format::types::Image;
 use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::{Phase, Progress};
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
+pub use decoded::{Decoded, OpenBlob, Verified, VerifiedBlob, decode_archive};
 pub use detect::verdicts;
 pub use error::LoadError;
 pub use layer::{Imported, LAYER_LIMIT_VAR};
@@ -85,11 +88,28 @@ pub fn load(
     let archive: Arc<dyn Archive> = input.archive;
     let mut session = detect::choose(runtime, &registry, &archive, options.plugin.as_deref())?;
     let images = session.decode()?.map_err(|error| LoadError::Decode { plugin: session.name().to_string(), error })?;
-    let plans = plan::plan(&*archive, &mut session, images, options, progress)?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    load_images(store, &*archive, Some(&mut session), images, options, workers, progress)
+}
+
+/// Loads `images` (what a decoder described, or what a registry holds:
+/// [`crate::registry::pull`]) from `archive`: checks them, imports their
+/// layers, `workers` at a time, and commits. Streams need the decoder's
+/// `session`.
+pub(crate) fn load_images(
+    store: &Store,
+    archive: &dyn Archive,
+    mut session: Option<&mut Session>,
+    images: Vec<Image>,
+    options: &LoadOptions,
+    workers: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<LoadedImage>, LoadError> {
+    let plans = plan::plan(archive, session.as_deref_mut(), images, options, progress)?;
 
     let staging = store.stage()?;
     let settings = layer::Settings { max_bytes: options.max_layer_bytes, format: store.layer_format() };
-    let imported = import_layers(&staging, &*archive, &mut session, &plans, settings, progress)?;
+    let imported = import_layers(&staging, archive, session.as_deref_mut(), &plans, settings, workers, progress)?;
     let mut loaded = Vec::new();
     let mut entries = Vec::new();
     let mut staged = plan::Staged::new();
@@ -103,7 +123,7 @@ pub fn load(
         loaded.push(image);
     }
     if options.all_platforms {
-        entries.extend(plan::stage_indexes(&staging, &*archive, &mut session, &plans, &mut staged)?);
+        entries.extend(plan::stage_indexes(&staging, archive, session, &plans, &mut staged)?);
     }
     staging.commit(entries)?;
     Ok(loaded)
@@ -113,9 +133,10 @@ pub fn load(
 fn import_layers(
     staging: &Staging,
     archive: &dyn Archive,
-    session: &mut Session,
+    mut session: Option<&mut Session>,
     plans: &[ImagePlan],
     settings: layer::Settings,
+    workers: usize,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<LayerKey, Imported>, LoadError> {
     let mut jobs = BTreeMap::new();
@@ -125,7 +146,7 @@ fn import_layers(
     let total = jobs.values().map(|l| layer::size_hint(archive, l)).sum::<Option<u64>>();
     progress.start(Phase::Importing, total);
     let (streams, parallel): (Vec<_>, Vec<_>) = jobs.into_values().partition(|l| l.is_stream());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(parallel.len().max(1));
+    let workers = workers.clamp(1, parallel.len().max(1));
     let queue = std::sync::Mutex::new(parallel.into_iter());
     let results = std::sync::Mutex::new(BTreeMap::new());
     let first_error = std::sync::Mutex::new(None);
@@ -150,7 +171,7 @@ fn import_layers(
             });
         }
         for layer in streams {
-            record(layer.key.clone(), layer::import(staging, archive, Some(&mut *session), layer, settings, progress));
+            record(layer.key.clone(), layer::import(staging, archive, session.as_deref_mut(), layer, settings, progress));
         }
     });
     progress.finish();

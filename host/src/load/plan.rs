@@ -141,7 +141,7 @@ impl ImagePlan {
 /// manifests.
 pub(crate) fn plan(
     archive: &dyn Archive,
-    session: &mut Session,
+    mut session: Option<&mut Session>,
     images: Vec<Image>,
     options: &LoadOptions,
     progress: &dyn Progress,
@@ -160,7 +160,7 @@ pub(crate) fn plan(
     let mut unique = 0;
     let mut plans = selected
         .into_iter()
-        .map(|image| plan_image(archive, session, image, &mut unique))
+        .map(|image| plan_image(archive, session.as_deref_mut(), image, &mut unique))
         .collect::<Result<Vec<_>, _>>()?;
     // An explicit --platform must match what is loaded, even a single image.
     if let Some(want) = options.platform.as_ref().filter(|_| !options.all_platforms)
@@ -272,7 +272,7 @@ fn to_platform(p: &crate::plugin::bindings::msb::format::types::Platform) -> Pla
 }
 
 /// Reads `blob` (at most [`MAX_JSON`]) and checks its declared digest.
-fn read_verified(archive: &dyn Archive, session: &mut Session, blob: &Blob) -> Result<Vec<u8>, LoadError> {
+fn read_verified(archive: &dyn Archive, session: Option<&mut Session>, blob: &Blob) -> Result<Vec<u8>, LoadError> {
     let bytes = read_small(archive, session, &blob.source, MAX_JSON)?;
     if let Some(declared) = &blob.digest {
         let declared: Digest =
@@ -291,11 +291,11 @@ fn read_verified(archive: &dyn Archive, session: &mut Session, blob: &Blob) -> R
 /// Reads `image`'s config and manifest (digests checked), then checks it.
 fn plan_image(
     archive: &dyn Archive,
-    session: &mut Session,
+    mut session: Option<&mut Session>,
     image: Image,
     unique: &mut usize,
 ) -> Result<ImagePlan, LoadError> {
-    let config = read_verified(archive, session, &image.config)?;
+    let config = read_verified(archive, session.as_deref_mut(), &image.config)?;
     let manifest = image.manifest.as_ref().map(|blob| read_verified(archive, session, blob)).transpose()?;
     check_image(image, config, manifest, unique)
 }
@@ -441,7 +441,7 @@ pub(crate) type Staged = BTreeMap<Digest, (u64, Option<bool>)>;
 pub(crate) fn stage_indexes(
     staging: &Staging,
     archive: &dyn Archive,
-    session: &mut Session,
+    mut session: Option<&mut Session>,
     plans: &[ImagePlan],
     staged: &mut Staged,
 ) -> Result<Vec<IndexEntry>, LoadError> {
@@ -452,7 +452,7 @@ pub(crate) fn stage_indexes(
         for blob in &plan.indexes {
             if done.insert(blob_identity(blob)) {
                 let what = describe(&blob.source);
-                let bytes = read_verified(archive, session, blob)?;
+                let bytes = read_verified(archive, session.as_deref_mut(), blob)?;
                 let (index, media_type) = match oci::Document::parse(&bytes, blob.media_type.as_deref()) {
                     Ok(oci::Document::Index(index, media_type)) => (index, media_type),
                     Ok(oci::Document::Manifest(..)) => {

@@ -22,11 +22,11 @@ pub(crate) fn describe(source: &Source) -> String {
 /// The whole of `source`, refusing more than `max` bytes.
 pub(crate) fn read_small(
     archive: &dyn Archive,
-    session: &mut Session,
+    session: Option<&mut Session>,
     source: &Source,
     max: u64,
 ) -> Result<Vec<u8>, LoadError> {
-    let mut reader = open(archive, Some(session), source)?;
+    let mut reader = open(archive, session, source)?;
     let mut bytes = Vec::new();
     (&mut reader).take(max + 1).read_to_end(&mut bytes).map_err(|e| unwrap_plugin_error(e, source))?;
     if bytes.len() as u64 > max {
