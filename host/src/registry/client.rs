@@ -57,12 +57,12 @@ pub struct Fetched {
 pub type OpenAt<'a> = &'a (dyn Fn(u64) -> io::Result<Box<dyn Read + Send>> + Sync);
 
 /// How a blob got into the target repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upload {
     /// It was there already.
     Exists,
-    /// Mounted from another repository of the registry.
-    Mounted,
+    /// Mounted from this other repository of the registry.
+    Mounted(String),
     /// Uploaded.
     Uploaded,
 }
@@ -225,7 +225,7 @@ impl Client {
             let scopes = [push_scope(repo), pull_scope(from)];
             let response = self.send(&what, &scopes, Method::POST, &path, &|r| r.header(header::CONTENT_LENGTH, 0))?;
             if response.status() == StatusCode::CREATED {
-                return Ok(Upload::Mounted);
+                return Ok(Upload::Mounted(from.clone()));
             }
         }
         let mut attempt = 0;
@@ -295,7 +295,9 @@ impl Client {
         for candidate in &self.bases {
             let url = candidate.join("v2/").expect("a fixed path joins");
             match self.with_retries(|| self.http.get(url.clone()).send()) {
-                Ok(response) => {
+                // Over plain HTTP only a registry's answer counts (a TLS
+                // server answers 400 to plain HTTP).
+                Ok(response) if candidate.scheme() == "https" || is_registry_answer(&response) => {
                     let challenge = challenge(response.headers());
                     if response.status() == StatusCode::UNAUTHORIZED || challenge.is_some() {
                         self.auth.lock().unwrap_or_else(|p| p.into_inner()).challenge = challenge;
@@ -303,6 +305,14 @@ impl Client {
                     *base = Some(candidate.clone());
                     return Ok(candidate.clone());
                 }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let what = format!("{}/v2/", self.registry);
+                    return Err(first_error.map_or(RegistryError::Status { what, status, detail: String::new() }, |e| self.transport_failure(e)));
+                }
+                // A server that speaks TLS but fails the handshake (an
+                // untrusted certificate) is not tried over plain HTTP.
+                Err(e) if is_tls(&e) && !speaks_plain_http(&e) => return Err(self.transport_failure(e)),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -394,11 +404,11 @@ impl Client {
         let detail = error_detail(response);
         let registry = self.registry.clone();
         Err(match status {
-            StatusCode::NOT_FOUND => RegistryError::NotFound { registry, what: what.into() },
+            StatusCode::NOT_FOUND => RegistryError::NotFound { what: what.into() },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 RegistryError::Unauthorized { registry, detail: self.unauthorized_detail(&detail) }
             }
-            _ => RegistryError::Status { registry, what: what.into(), status: status.as_u16(), detail },
+            _ => RegistryError::Status { what: what.into(), status: status.as_u16(), detail },
         })
     }
 
@@ -686,21 +696,39 @@ fn retryable(e: &RegistryError) -> bool {
     }
 }
 
+/// Whether `/v2/` answered as a registry does: 200, or 401 with a challenge.
+fn is_registry_answer(response: &Response) -> bool {
+    response.status() == StatusCode::OK || response.status() == StatusCode::UNAUTHORIZED
+}
+
+/// Whether a TLS failure means the server answered in plain HTTP.
+fn speaks_plain_http(e: &reqwest::Error) -> bool {
+    rustls_error(e).is_some_and(|e| matches!(e, rustls::Error::InvalidMessage(_)))
+}
+
 /// Whether `e` failed in the TLS handshake.
 fn is_tls(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = s.downcast_ref::<io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = s.source();
+    rustls_error(e).is_some()
+}
+
+/// The TLS library's error under `e`, if any.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    std::error::Error::source(e).and_then(find_rustls)
+}
+
+/// Looks through sources and inside I/O errors (whose `source` skips the
+/// error they wrap).
+fn find_rustls<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
     }
-    false
+    if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+        let inner: &(dyn std::error::Error + 'static) = inner;
+        if let Some(tls) = find_rustls(inner) {
+            return Some(tls);
+        }
+    }
+    e.source().and_then(find_rustls)
 }
 
 /// An error with its causes, `: `-joined, without repeats.
@@ -780,5 +808,36 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         assert!(backoff(1) < backoff(2) && backoff(30) == MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A server on 127.0.0.1 that answers every connection with `reply`.
+    fn server(reply: &'static [u8]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut conn = conn;
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(reply);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_plain_http_server_is_told_apart() {
+        let addr = server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        let client = Client::with_credential(&addr, &RegistryOptions::default(), None).unwrap();
+        let e = client.http.get(format!("https://{addr}/v2/")).send().unwrap_err();
+        assert!(is_tls(&e) && speaks_plain_http(&e), "{}", chain(&e));
+        client.check_login().unwrap();
+        assert_eq!(client.base.lock().unwrap().as_ref().unwrap().scheme(), "http");
     }
 }

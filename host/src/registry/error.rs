@@ -16,11 +16,9 @@ pub enum RegistryError {
         detail: String,
     },
     /// The registry has no such image or blob.
-    #[error("{what}: not found in {registry}")]
+    #[error("{what}: not found")]
     NotFound {
-        /// The registry.
-        registry: String,
-        /// What was asked for.
+        /// What was asked for (`registry/repository:tag`).
         what: String,
     },
     /// The TLS handshake failed (an unknown CA, a name mismatch).
@@ -40,11 +38,9 @@ pub enum RegistryError {
         cause: String,
     },
     /// The registry answered with an unexpected status.
-    #[error("{registry}: {what}: {status}{detail}")]
+    #[error("{what}: HTTP {status}{detail}")]
     Status {
-        /// The registry.
-        registry: String,
-        /// The request.
+        /// What was asked for (`registry/repository...`).
         what: String,
         /// The HTTP status.
         status: u16,

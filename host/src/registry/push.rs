@@ -296,9 +296,9 @@ fn push_blob(
     let open: OpenAt<'_> = &|offset| (blob.open)(offset);
     let how = client.push_blob(&repository.path, &blob.digest, blob.size, &mount_from, open)?;
     let uncompressed = oci::layer_compression(&blob.media_type) == Some(None);
-    let status = match how {
+    let status = match &how {
         Upload::Exists => "Layer already exists".to_string(),
-        Upload::Mounted => format!("Mounted from {}", mount_from.join(", ")),
+        Upload::Mounted(from) => format!("Mounted from {from}"),
         Upload::Uploaded if uncompressed => "Pushed (uncompressed)".to_string(),
         Upload::Uploaded => "Pushed".to_string(),
     };
