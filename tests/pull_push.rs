@@ -362,3 +362,60 @@ fn bearer_token_registries_anonymous_and_with_credentials() {
     pulled.ok(["pull", "-q", "--authfile", authfile.to_str().unwrap(), &format!("{}/open/alpine:1", guarded.addr())]);
     assert_eq!(pulled.inspect(&format!("{}/open/alpine:1", guarded.addr()))["manifest_digest"], msb.inspect("alpine:3.20")["manifest_digest"]);
 }
+
+#[test]
+fn credential_helpers_registry_auth_file_and_tls_verify_false() {
+    let registry = Registry::tls_with_auth("carol", "pw2");
+    let msb = Msb::new();
+    let dir = scratch();
+    // A credential helper keeping one login in a file, as docker's do.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-msbtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nstore=\"$(dirname \"$0\")/creds.json\"\ncase \"$1\" in\n  store) cat > \"$store\" ;;\n  \
+         get) read server; [ -f \"$store\" ] && cat \"$store\" || { echo 'credentials not found in native keychain'; exit 1; } ;;\n  \
+         erase) read server; rm -f \"$store\" ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let docker_config = dir.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::write(docker_config.join("config.json"), r#"{"credsStore":"msbtest"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let msb_with = |args: &[&str]| {
+        let mut cmd = msb.cmd(args);
+        cmd.env("DOCKER_CONFIG", &docker_config).env("PATH", &path).env_remove("REGISTRY_AUTH_FILE");
+        cmd
+    };
+    // --tls-verify=false: no CA needed.
+    let mut login = msb_with(&["login", "--tls-verify=false", "-u", "carol", "--password-stdin", registry.addr()]);
+    let out = feed(&mut login, "pw2\n");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("docker-credential-msbtest"), "{out:?}");
+    let config = std::fs::read_to_string(docker_config.join("config.json")).unwrap();
+    assert!(!config.contains("auths"), "the helper keeps the secret, not config.json: {config}");
+    let archive = oci_fixtures().join("oci-archive.tar");
+    msb.ok(["load", "-q", "-i", archive.to_str().unwrap()]);
+    let dest = format!("{}/helped/alpine:1", registry.addr());
+    let out = msb_with(&["push", "-q", "--tls-verify=false", "alpine:3.20", &dest]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = msb_with(&["logout", registry.addr()]).output().unwrap();
+    assert!(out.status.success() && !bin.join("creds.json").exists(), "{out:?}");
+
+    // $REGISTRY_AUTH_FILE (containers auth.json) is read before docker's config.
+    let auth = dir.path().join("auth.json");
+    std::fs::write(&auth, format!(r#"{{"auths":{{"{}":{{"auth":"Y2Fyb2w6cHcy"}}}}}}"#, registry.addr())).unwrap();
+    let fresh = Msb::new();
+    let certs = registry.cert_dir();
+    let out = fresh
+        .cmd(["pull", "-q", "--cert-dir", certs.to_str().unwrap(), &dest])
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .env("DOCKER_CONFIG", dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fresh.inspect(&dest)["manifest_digest"], msb.inspect("alpine:3.20")["manifest_digest"]);
+}

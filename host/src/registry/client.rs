@@ -506,7 +506,15 @@ impl Client {
             let hint = if cause.contains("certificate") { hint } else { "" };
             return RegistryError::Tls { registry, cause: format!("{cause}{hint}") };
         }
-        RegistryError::Connection { registry, cause: chain(&e) }
+        let cause = match io_kind(&e) {
+            Some(io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
+            Some(io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe) => {
+                "the connection was dropped".to_string()
+            }
+            _ if e.is_timeout() => "timed out".to_string(),
+            _ => chain(&e).replace("client error (Connect): ", "").replace("client error (SendRequest): ", ""),
+        };
+        RegistryError::Connection { registry, cause }
     }
 
     fn io_failure(&self, what: &str, e: io::Error) -> RegistryError {
@@ -729,6 +737,18 @@ fn find_rustls<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustl
         }
     }
     e.source().and_then(find_rustls)
+}
+
+/// The kind of the I/O error under `e`, if any.
+fn io_kind(e: &reqwest::Error) -> Option<io::ErrorKind> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error with its causes, `: `-joined, without repeats.

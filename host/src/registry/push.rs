@@ -20,6 +20,7 @@ use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::Store;
 use std::io::{self, Read, Seek};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Blobs uploaded at once (docker's default).
@@ -291,10 +292,28 @@ fn push_blob(
     let id = blob.digest.hex()[..12].to_string();
     let mount_from = locations.in_registry(&blob.digest, &repository.registry);
     progress.transfer_start(&id, Some(blob.size));
-    // The upload body is read by the HTTP client; the transfer shows its
-    // start and end, not its bytes.
-    let open: OpenAt<'_> = &|offset| (blob.open)(offset);
-    let how = client.push_blob(&repository.path, &blob.digest, blob.size, &mount_from, open)?;
+    // The upload body is read by the HTTP client, which needs it owned:
+    // it counts into a shared counter that a ticker reports.
+    let sent = Arc::new(AtomicU64::new(0));
+    let open: OpenAt<'_> = &|offset| {
+        let inner = (blob.open)(offset)?;
+        Ok(Box::new(CountInto { inner, sent: sent.clone() }) as Box<dyn Read + Send>)
+    };
+    let done = AtomicBool::new(false);
+    let how = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut reported = 0;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let now = sent.load(Ordering::Relaxed);
+                progress.transfer_advance(&id, now.saturating_sub(reported));
+                reported = reported.max(now);
+            }
+        });
+        let how = client.push_blob(&repository.path, &blob.digest, blob.size, &mount_from, open);
+        done.store(true, Ordering::Relaxed);
+        how
+    })?;
     let uncompressed = oci::layer_compression(&blob.media_type) == Some(None);
     let status = match &how {
         Upload::Exists => "Layer already exists".to_string(),
@@ -305,4 +324,18 @@ fn push_blob(
     progress.transfer_end(&id, &status);
     locations.add(&blob.digest, repository);
     Ok(PushedBlob { digest: blob.digest.clone(), size: blob.size, media_type: blob.media_type.clone(), how, uncompressed })
+}
+
+/// A reader that adds what it reads to a shared count.
+struct CountInto {
+    inner: Box<dyn Read + Send>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Read for CountInto {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
