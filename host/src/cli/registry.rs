@@ -209,7 +209,7 @@ fn pushed_json(pushed: &Pushed) -> serde_json::Value {
             "digest": b.digest,
             "size": b.size,
             "media_type": b.media_type,
-            "status": match b.how { Upload::Exists => "exists", Upload::Mounted => "mounted", Upload::Uploaded => "uploaded" },
+            "status": match b.how { Upload::Exists => "exists", Upload::Mounted(_) => "mounted", Upload::Uploaded => "uploaded" },
             "uncompressed": b.uncompressed,
         })).collect::<Vec<_>>(),
     })
