@@ -126,7 +126,8 @@ fn push_from_archives_of_every_format_gives_the_digests_a_load_gives() {
             let error = msb.fails(["push", "-i", path, &dest]);
             assert!(error.contains("images; push one"), "{error}");
             let pushed = push(&msb, &["-i", path, "--to-registry", &format!("{}/{name}", registry.addr())]);
-            let alpine = pushed.iter().find(|p| p["ref"].as_str().unwrap().contains("alpine:3.20")).expect("alpine pushed");
+            let alpine =
+                pushed.iter().find(|p| p["ref"].as_str().unwrap().contains("alpine:3.20")).expect("alpine pushed");
             msb.ok(["load", "-q", "-i", path]);
             assert_eq!(alpine["digest"], msb.inspect("alpine:3.20")["manifest_digest"], "{name}");
             let dest = alpine["ref"].as_str().unwrap();
@@ -146,7 +147,12 @@ fn push_from_archives_of_every_format_gives_the_digests_a_load_gives() {
         assert_eq!(pushed[0]["digest"], loaded["manifest_digest"], "{name}");
         assert_eq!(sha256(&raw(&dest)), loaded["manifest_digest"].as_str().unwrap(), "{name}");
         let uncompressed = pushed[0]["blobs"].as_array().unwrap().iter().filter(|b| b["uncompressed"] == true).count();
-        let stored_uncompressed = loaded["layers"].as_array().unwrap().iter().filter(|l| l["media_type"].as_str().unwrap().ends_with(".tar")).count();
+        let stored_uncompressed = loaded["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["media_type"].as_str().unwrap().ends_with(".tar"))
+            .count();
         assert_eq!(uncompressed, stored_uncompressed, "{name}: uncompressed layers stay uncompressed");
     }
     // Not an archive: it says what the file looks like, as load does.
@@ -172,7 +178,10 @@ fn a_blob_another_repository_has_is_mounted_and_large_blobs_go_in_chunks() {
     let second = push(&msb, &["-i", layout, &format!("{}/team-b/big:1", proxy.addr())]);
     assert!(statuses(&second[0]).iter().all(|s| s == "mounted"), "{second:?}");
     assert!(
-        proxy.requests().iter().any(|r| r.starts_with("POST /v2/team-b/big/blobs/uploads/?mount=") && r.contains("from=team-a")),
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /v2/team-b/big/blobs/uploads/?mount=") && r.contains("from=team-a")),
         "{:?}",
         proxy.requests()
     );
@@ -242,7 +251,8 @@ fn an_index_with_two_platforms_round_trips() {
 
     // Straight from the archive: the same index.
     let other = Msb::new();
-    let pushed = push(&other, &["-i", multi.to_str().unwrap(), "--all-platforms", &format!("{}/multi/y:1", registry.addr())]);
+    let pushed =
+        push(&other, &["-i", multi.to_str().unwrap(), "--all-platforms", &format!("{}/multi/y:1", registry.addr())]);
     assert_eq!(pushed[0]["digest"], index_digest.as_str());
 }
 
@@ -288,17 +298,22 @@ fn tls_and_basic_auth_with_login_logout_and_clear_errors() {
     let seen = inspect(&format!("docker://{dest}"), &["--cert-dir", certs, "--creds", "alice:s3cret"]);
     assert_eq!(seen["Digest"], msb.inspect("alpine:3.20")["manifest_digest"]);
     let fresh = Msb::new();
-    let out = fresh.cmd(["pull", "-q", "--cert-dir", certs, &dest]).env("DOCKER_CONFIG", &docker_config).output().unwrap();
+    let out =
+        fresh.cmd(["pull", "-q", "--cert-dir", certs, &dest]).env("DOCKER_CONFIG", &docker_config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // --authfile (containers auth.json) is read first.
     let authfile = dir.path().join("auth.json");
-    std::fs::write(&authfile, format!(r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6d3Jvbmc="}}}}}}"#, registry.addr())).unwrap();
-    let out = with_config(&["pull", "-q", "--cert-dir", certs, "--authfile", authfile.to_str().unwrap(), &dest]).output().unwrap();
+    std::fs::write(&authfile, format!(r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6d3Jvbmc="}}}}}}"#, registry.addr()))
+        .unwrap();
+    let out = with_config(&["pull", "-q", "--cert-dir", certs, "--authfile", authfile.to_str().unwrap(), &dest])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the credentials"), "{out:?}");
 
     // Missing image: not found, in one line.
-    let out = with_config(&["pull", "--cert-dir", certs, &format!("{}/secure/nothing:1", registry.addr())]).output().unwrap();
+    let out =
+        with_config(&["pull", "--cert-dir", certs, &format!("{}/secure/nothing:1", registry.addr())]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not found") && stderr.lines().count() == 1, "{stderr}");
 
@@ -311,7 +326,12 @@ fn tls_and_basic_auth_with_login_logout_and_clear_errors() {
 /// Runs `cmd` with `input` on stdin.
 fn feed(cmd: &mut std::process::Command, input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -335,7 +355,8 @@ fn dropped_connections_503s_and_cut_downloads_are_retried() {
     let fresh = Msb::new();
     fresh.ok(["pull", "-q", &format!("{}/flaky/big:1", cut.addr())]);
     assert_eq!(layers_with_images(&fresh, &format!("{}/flaky/big:1", cut.addr())), layers_with_images(&msb, "big:1"));
-    let gets = cut.requests().into_iter().filter(|r| r.starts_with("GET ") && r.contains("/blobs/")).collect::<Vec<_>>();
+    let gets =
+        cut.requests().into_iter().filter(|r| r.starts_with("GET ") && r.contains("/blobs/")).collect::<Vec<_>>();
     let distinct = gets.iter().collect::<std::collections::BTreeSet<_>>().len();
     assert!(gets.len() > distinct, "the cut download was resumed: {gets:?}");
 }
@@ -357,11 +378,15 @@ fn bearer_token_registries_anonymous_and_with_credentials() {
     let error = msb.fails(["pull", &format!("{}/open/alpine:1", guarded.addr())]);
     assert!(error.contains("unauthorized"), "{error}");
     let authfile = dir.path().join("auth.json");
-    let mut login = msb.cmd(["login", "--authfile", authfile.to_str().unwrap(), "-u", "bob", "--password-stdin", guarded.addr()]);
+    let mut login =
+        msb.cmd(["login", "--authfile", authfile.to_str().unwrap(), "-u", "bob", "--password-stdin", guarded.addr()]);
     assert!(feed(&mut login, "pw\n").status.success());
     let pulled = Msb::new();
     pulled.ok(["pull", "-q", "--authfile", authfile.to_str().unwrap(), &format!("{}/open/alpine:1", guarded.addr())]);
-    assert_eq!(pulled.inspect(&format!("{}/open/alpine:1", guarded.addr()))["manifest_digest"], msb.inspect("alpine:3.20")["manifest_digest"]);
+    assert_eq!(
+        pulled.inspect(&format!("{}/open/alpine:1", guarded.addr()))["manifest_digest"],
+        msb.inspect("alpine:3.20")["manifest_digest"]
+    );
 }
 
 #[test]

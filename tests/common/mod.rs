@@ -249,7 +249,8 @@ impl Mount {
             .collect();
         let options = std::iter::once("loop,ro".to_string()).chain(loops.iter().map(|l| format!("device={l}")));
         let options = options.collect::<Vec<_>>().join(",");
-        let mount = Mount::run(Command::new("mount").args(["-t", "erofs", "-o", &options]).arg(image).arg(target), target);
+        let mount =
+            Mount::run(Command::new("mount").args(["-t", "erofs", "-o", &options]).arg(image).arg(target), target);
         for l in &loops {
             // Detached (autoclear) once the mount lets go of it.
             let _ = Command::new("losetup").args(["-d", l]).status();

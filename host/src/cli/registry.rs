@@ -31,7 +31,11 @@ pub struct Connection {
 
 impl Connection {
     fn options(&self) -> RegistryOptions {
-        RegistryOptions { authfile: self.authfile.clone(), cert_dir: self.cert_dir.clone(), tls_verify: self.tls_verify }
+        RegistryOptions {
+            authfile: self.authfile.clone(),
+            cert_dir: self.cert_dir.clone(),
+            tls_verify: self.tls_verify,
+        }
     }
 }
 
@@ -135,7 +139,8 @@ pub fn pull_cmd(home: &Path, args: PullArgs) -> Result<()> {
         max_layer_bytes: max_layer_bytes()?,
     };
     let progress = super::progress::for_terminal(args.quiet);
-    let pulled = pull::pull(&store, &options, progress.as_ref()).with_context(|| format!("pull {}", args.reference.familiar()))?;
+    let pulled = pull::pull(&store, &options, progress.as_ref())
+        .with_context(|| format!("pull {}", args.reference.familiar()))?;
     if args.format == Format::Json {
         let images: Vec<_> = pulled.iter().map(|image| super::load::image_json(&store, image)).collect();
         println!("{}", serde_json::to_string_pretty(&images)?);

@@ -110,7 +110,10 @@ impl Decoded {
             let mut layers: Vec<Imported> = Vec::new();
             for layer in &plan.layers {
                 let mut spool = match layer.source {
-                    Source::Stream(_) => Some(tempfile::NamedTempFile::new_in(tmp).map_err(|error| LoadError::Io { what: tmp.display().to_string(), error })?),
+                    Source::Stream(_) => Some(
+                        tempfile::NamedTempFile::new_in(tmp)
+                            .map_err(|error| LoadError::Io { what: tmp.display().to_string(), error })?,
+                    ),
                     _ => None,
                 };
                 let imported = {
@@ -131,7 +134,15 @@ impl Decoded {
                     }
                     None => self.opener(&layer.source, imported.size),
                 };
-                push_unique(&mut blobs, VerifiedBlob { digest: imported.digest.clone(), size: imported.size, media_type: imported.media_type.clone(), open });
+                push_unique(
+                    &mut blobs,
+                    VerifiedBlob {
+                        digest: imported.digest.clone(),
+                        size: imported.size,
+                        media_type: imported.media_type.clone(),
+                        open,
+                    },
+                );
                 layers.push(imported);
             }
             let (manifest, media_type) = match &plan.manifest {
@@ -143,7 +154,15 @@ impl Decoded {
                 _ => oci::MEDIA_TYPE_CONFIG.to_string(),
             };
             let config = Arc::new(plan.config.clone());
-            push_unique(&mut blobs, VerifiedBlob { digest: Digest::of(&config), size: config.len() as u64, media_type: config_type, open: from_bytes(config) });
+            push_unique(
+                &mut blobs,
+                VerifiedBlob {
+                    digest: Digest::of(&config),
+                    size: config.len() as u64,
+                    media_type: config_type,
+                    open: from_bytes(config),
+                },
+            );
             manifests.push((Digest::of(&manifest), media_type, manifest));
         }
         let first = &self.plans[group[0]];
@@ -153,12 +172,20 @@ impl Decoded {
             return Ok(Verified { blobs, children: Vec::new(), top, _spools: spools });
         }
         if first.indexes.len() > 1 {
-            return Err(LoadError::invalid(describe(&first.indexes[1].source), "an index inside an index cannot be pushed"));
+            return Err(LoadError::invalid(
+                describe(&first.indexes[1].source),
+                "an index inside an index cannot be pushed",
+            ));
         }
         let mut children = manifests;
         for blob in &first.attachments {
             let media_type = blob.media_type.clone().unwrap_or_default();
-            let digest: Digest = blob.digest.as_deref().unwrap_or_default().parse().map_err(|e| LoadError::invalid(describe(&blob.source), format!("{e}")))?;
+            let digest: Digest = blob
+                .digest
+                .as_deref()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| LoadError::invalid(describe(&blob.source), format!("{e}")))?;
             if oci::is_manifest(&media_type) {
                 let bytes = self.read_verified(blob)?;
                 children.push((digest, media_type, bytes));
@@ -166,9 +193,14 @@ impl Decoded {
                 let size = match &blob.source {
                     Source::Entry(path) => self.archive.size(path)?,
                     Source::Bytes(bytes) => bytes.len() as u64,
-                    Source::Stream(_) => return Err(LoadError::invalid(describe(&blob.source), "an attachment cannot be a stream")),
+                    Source::Stream(_) => {
+                        return Err(LoadError::invalid(describe(&blob.source), "an attachment cannot be a stream"));
+                    }
                 };
-                push_unique(&mut blobs, VerifiedBlob { digest, size, media_type, open: self.opener(&blob.source, size) });
+                push_unique(
+                    &mut blobs,
+                    VerifiedBlob { digest, size, media_type, open: self.opener(&blob.source, size) },
+                );
             }
         }
         let index = &first.indexes[0];
@@ -187,7 +219,10 @@ impl Decoded {
         if let Some(declared) = &blob.digest
             && *declared != Digest::of(&bytes).to_string()
         {
-            return Err(LoadError::invalid(describe(&blob.source), format!("content has digest {}, the archive says {declared}", Digest::of(&bytes))));
+            return Err(LoadError::invalid(
+                describe(&blob.source),
+                format!("content has digest {}, the archive says {declared}", Digest::of(&bytes)),
+            ));
         }
         Ok(bytes)
     }
@@ -197,7 +232,10 @@ impl Decoded {
         match source {
             Source::Entry(path) => {
                 let (archive, path) = (self.archive.clone(), path.clone());
-                Box::new(move |offset| Ok(Box::new(EntryReader { archive: archive.clone(), path: path.clone(), offset, end: size }) as Box<dyn Read + Send>))
+                Box::new(move |offset| {
+                    Ok(Box::new(EntryReader { archive: archive.clone(), path: path.clone(), offset, end: size })
+                        as Box<dyn Read + Send>)
+                })
             }
             Source::Bytes(bytes) => from_bytes(Arc::new(bytes.clone())),
             Source::Stream(_) => Box::new(|_| Err(io::Error::other("a stream cannot be read again"))),

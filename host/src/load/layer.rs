@@ -4,8 +4,8 @@
 //! index into the blob itself (docs/STORE.md).
 
 use super::LoadError;
-use super::plan::LayerPlan;
 use super::pipe;
+use super::plan::LayerPlan;
 use super::source;
 use crate::digest::{Digest, HashingReader, TeeReader};
 use crate::input::{Archive, Compression, decompress, sniff};
@@ -197,14 +197,19 @@ pub(crate) fn verify_only(
     let compression = sniff(blob.fill_buf().map_err(io_err)?);
     let tar_digest = match compression {
         Some(_) => {
-            let tar = Capped { inner: decompress(&mut blob, compression).map_err(io_err)?, cap: Cap { left: max_bytes, exceeded: false } };
+            let tar = Capped {
+                inner: decompress(&mut blob, compression).map_err(io_err)?,
+                cap: Cap { left: max_bytes, exceeded: false },
+            };
             let mut tar = HashingReader::new(tar);
             let copied = io::copy(&mut tar, &mut io::sink());
             let (digest, _, capped) = tar.into_parts();
             if capped.cap.exceeded {
                 return Err(LoadError::invalid(
                     &layer.what,
-                    format!("uncompressed content exceeds the {max_bytes}-byte limit for one layer ({LAYER_LIMIT_VAR})"),
+                    format!(
+                        "uncompressed content exceeds the {max_bytes}-byte limit for one layer ({LAYER_LIMIT_VAR})"
+                    ),
                 ));
             }
             copied.map_err(io_err)?;

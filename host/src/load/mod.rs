@@ -171,7 +171,10 @@ fn import_layers(
             });
         }
         for layer in streams {
-            record(layer.key.clone(), layer::import(staging, archive, session.as_deref_mut(), layer, settings, progress));
+            record(
+                layer.key.clone(),
+                layer::import(staging, archive, session.as_deref_mut(), layer, settings, progress),
+            );
         }
     });
     progress.finish();

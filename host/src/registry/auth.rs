@@ -115,7 +115,10 @@ pub fn store(file: &Path, registry: &str, user: &str, password: &str) -> Result<
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let auths = config.entry("auths").or_insert_with(|| json!({}));
     let Some(auths) = auths.as_object_mut() else {
-        return Err(RegistryError::Credentials { source_name: file.display().to_string(), reason: "\"auths\" is not an object".into() });
+        return Err(RegistryError::Credentials {
+            source_name: file.display().to_string(),
+            reason: "\"auths\" is not an object".into(),
+        });
     };
     auths.insert(key, json!({ "auth": auth }));
     write_object(file, &config)?;
@@ -165,10 +168,16 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(), RegistryError
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| bad(e.to_string()))?;
-    child.stdin.take().map(|mut stdin| stdin.write_all(input.as_bytes())).transpose().map_err(|e| bad(e.to_string()))?;
+    child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(input.as_bytes()))
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
     let output = child.wait_with_output().map_err(|e| bad(e.to_string()))?;
     if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stdout).trim().to_string() + String::from_utf8_lossy(&output.stderr).trim();
+        let said =
+            String::from_utf8_lossy(&output.stdout).trim().to_string() + String::from_utf8_lossy(&output.stderr).trim();
         return Err(bad(format!("{verb} failed: {said}")));
     }
     Ok(())
@@ -191,13 +200,17 @@ fn read_object(file: &Path) -> Result<Map<String, Value>, RegistryError> {
 /// Writes `config` to `file` (mode 0600) through a temporary file and a rename.
 fn write_object(file: &Path, config: &Map<String, Value>) -> Result<(), RegistryError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let bad = |e: std::io::Error| RegistryError::Credentials { source_name: file.display().to_string(), reason: e.to_string() };
+    let bad = |e: std::io::Error| RegistryError::Credentials {
+        source_name: file.display().to_string(),
+        reason: e.to_string(),
+    };
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(bad)?;
     let tmp = dir.join(format!(".{}.msb-tmp", file.file_name().and_then(|n| n.to_str()).unwrap_or("config.json")));
     let mut bytes = serde_json::to_vec_pretty(config).expect("a JSON object serializes");
     bytes.push(b'\n');
-    let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(bad)?;
+    let mut out =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(bad)?;
     out.write_all(&bytes).and_then(|()| out.sync_all()).map_err(bad)?;
     std::fs::rename(&tmp, file).map_err(bad)
 }
@@ -222,7 +235,10 @@ mod tests {
         assert!(erase(&file, "127.0.0.1:5000").unwrap());
         assert!(!erase(&file, "127.0.0.1:5000").unwrap());
         assert_eq!(credential("127.0.0.1:5000", Some(&file)).unwrap(), None);
-        assert_eq!(credential("other.io", Some(&file)).unwrap(), Some(Credential::UsernamePassword("x".into(), "y".into())));
+        assert_eq!(
+            credential("other.io", Some(&file)).unwrap(),
+            Some(Credential::UsernamePassword("x".into(), "y".into()))
+        );
     }
 
     #[test]
@@ -230,7 +246,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("auth.json");
         std::fs::write(&file, r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"}}}"#).unwrap();
-        assert_eq!(credential("docker.io", Some(&file)).unwrap(), Some(Credential::UsernamePassword("u".into(), "p".into())));
+        assert_eq!(
+            credential("docker.io", Some(&file)).unwrap(),
+            Some(Credential::UsernamePassword("u".into(), "p".into()))
+        );
         assert!(credential("docker.io", Some(&dir.path().join("missing"))).is_err(), "an --authfile that is not there");
     }
 }

@@ -115,9 +115,7 @@ impl Client {
         if let Some(dir) = &options.cert_dir {
             builder = add_cert_dir(builder, dir)?;
         }
-        let http = builder
-            .build()
-            .map_err(|e| RegistryError::Tls { registry: registry.into(), cause: chain(&e) })?;
+        let http = builder.build().map_err(|e| RegistryError::Tls { registry: registry.into(), cause: chain(&e) })?;
         let host = api_host(registry);
         let url = |scheme: &str| {
             Url::parse(&format!("{scheme}://{host}/"))
@@ -152,22 +150,36 @@ impl Client {
     /// The manifest or index `reference` (a tag or digest) of `repo`.
     pub fn get_manifest(&self, repo: &str, reference: &str, max: u64) -> Result<Fetched, RegistryError> {
         let what = format!("{}/{repo}:{reference}", self.registry);
-        let what = if reference.contains(':') { what.replacen(&format!(":{reference}"), &format!("@{reference}"), 1) } else { what };
+        let what = if reference.contains(':') {
+            what.replacen(&format!(":{reference}"), &format!("@{reference}"), 1)
+        } else {
+            what
+        };
         let path = format!("v2/{repo}/manifests/{reference}");
-        let response = self.send(&what, &[pull_scope(repo)], Method::GET, &path, &|r| r.header(header::ACCEPT, ACCEPT))?;
+        let response =
+            self.send(&what, &[pull_scope(repo)], Method::GET, &path, &|r| r.header(header::ACCEPT, ACCEPT))?;
         let media_type = content_type(response.headers()).unwrap_or_default();
         let served = response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = read_capped(response, max).map_err(|e| self.io_failure(&what, e))?;
         let digest = Digest::of(&bytes);
         let expected = if reference.contains(':') { Some(reference.to_string()) } else { served };
         if let Some(expected) = expected.filter(|e| *e != digest.to_string()) {
-            return Err(RegistryError::invalid(what, format!("manifest has digest {digest}, the registry says {expected}")));
+            return Err(RegistryError::invalid(
+                what,
+                format!("manifest has digest {digest}, the registry says {expected}"),
+            ));
         }
         Ok(Fetched { bytes, media_type, digest })
     }
 
     /// Stores `bytes` as manifest `reference` (tag or digest) of `repo`.
-    pub fn put_manifest(&self, repo: &str, reference: &str, bytes: &[u8], media_type: &str) -> Result<(), RegistryError> {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
         let what = format!("{}/{repo}:{reference} (manifest)", self.registry);
         let path = format!("v2/{repo}/manifests/{reference}");
         let response = self.send(&what, &[push_scope(repo)], Method::PUT, &path, &|r| {
@@ -214,7 +226,14 @@ impl Client {
     /// (repositories of this registry that have it) if the registry allows,
     /// else an upload (one request up to [`CHUNK`] bytes, chunks of it
     /// above), streamed from `open`. A failed upload starts over, a few times.
-    pub fn push_blob(&self, repo: &str, digest: &Digest, size: u64, mount_from: &[String], open: OpenAt<'_>) -> Result<Upload, RegistryError> {
+    pub fn push_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        mount_from: &[String],
+        open: OpenAt<'_>,
+    ) -> Result<Upload, RegistryError> {
         if self.has_blob(repo, digest)? {
             return Ok(Upload::Exists);
         }
@@ -241,7 +260,15 @@ impl Client {
 
     /// One upload session for a blob: `POST`, then one `PUT` with the
     /// bytes, or `PATCH`es of [`CHUNK`] bytes and an empty `PUT`.
-    fn upload(&self, repo: &str, what: &str, uploads: &str, digest: &Digest, size: u64, open: OpenAt<'_>) -> Result<(), RegistryError> {
+    fn upload(
+        &self,
+        repo: &str,
+        what: &str,
+        uploads: &str,
+        digest: &Digest,
+        size: u64,
+        open: OpenAt<'_>,
+    ) -> Result<(), RegistryError> {
         let scopes = [push_scope(repo)];
         let started = self.send(what, &scopes, Method::POST, uploads, &|r| r.header(header::CONTENT_LENGTH, 0))?;
         let mut location = self.location(&started, what)?;
@@ -308,7 +335,10 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let what = format!("{}/v2/", self.registry);
-                    return Err(first_error.map_or(RegistryError::Status { what, status, detail: String::new() }, |e| self.transport_failure(e)));
+                    return Err(first_error
+                        .map_or(RegistryError::Status { what, status, detail: String::new() }, |e| {
+                            self.transport_failure(e)
+                        }));
                 }
                 // A server that speaks TLS but fails the handshake (an
                 // untrusted certificate) is not tried over plain HTTP.
@@ -494,7 +524,11 @@ impl Client {
             access_token: Option<String>,
         }
         let token: Token = serde_json::from_slice(&bytes).map_err(|e| RegistryError::invalid(&what, e.to_string()))?;
-        token.token.or(token.access_token).filter(|t| !t.is_empty()).ok_or_else(|| RegistryError::invalid(what, "no token in the answer"))
+        token
+            .token
+            .or(token.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RegistryError::invalid(what, "no token in the answer"))
     }
 
     /// A reqwest failure as a one-line error: TLS, or the connection's cause.
@@ -542,9 +576,10 @@ impl BlobReader<'_> {
     fn open(&mut self) -> Result<(), RegistryError> {
         let range = format!("bytes={}-", self.offset);
         let offset = self.offset;
-        let response = self.client.send(&self.what, std::slice::from_ref(&self.scope), Method::GET, &self.path, &|r| {
-            if offset > 0 { r.header(header::RANGE, &range) } else { r }
-        })?;
+        let response =
+            self.client.send(&self.what, std::slice::from_ref(&self.scope), Method::GET, &self.path, &|r| {
+                if offset > 0 { r.header(header::RANGE, &range) } else { r }
+            })?;
         self.skip = if response.status() == StatusCode::PARTIAL_CONTENT { 0 } else { offset };
         self.response = Some(response);
         Ok(())
@@ -615,7 +650,10 @@ fn challenge(headers: &HeaderMap) -> Option<Challenge> {
         let realm = params.get("realm")?.clone();
         return Some(Challenge::Bearer { realm, service: params.get("service").cloned() });
     }
-    challenges.iter().any(|c| c.split(' ').next().is_some_and(|s| s.eq_ignore_ascii_case("basic"))).then_some(Challenge::Basic)
+    challenges
+        .iter()
+        .any(|c| c.split(' ').next().is_some_and(|s| s.eq_ignore_ascii_case("basic")))
+        .then_some(Challenge::Basic)
 }
 
 /// `realm="x",service="y"` as a map (quoted values may hold commas).
@@ -788,7 +826,8 @@ fn add_cert_dir(
             }
             Some("cert") => {
                 let key = path.with_extension("key");
-                let key_bytes = std::fs::read(&key).map_err(|e| bad(&key, format!("the key of {}: {e}", path.display())))?;
+                let key_bytes =
+                    std::fs::read(&key).map_err(|e| bad(&key, format!("the key of {}: {e}", path.display())))?;
                 let identity =
                     reqwest::Identity::from_pem(&[read()?, key_bytes].concat()).map_err(|e| bad(path, chain(&e)))?;
                 builder = builder.identity(identity);

@@ -86,12 +86,13 @@ fn walk(
     let what = reference.familiar();
     let refs = vec![reference.to_string()];
     let top_blob = archive.add_small(&top.media_type, &top.digest, top.bytes.clone());
-    let index = match Document::parse(&top.bytes, Some(&top.media_type)).map_err(|e| RegistryError::invalid(&what, e))? {
-        Document::Manifest(manifest, _) => {
-            return Ok(vec![image(archive, &what, &manifest, top_blob, None, Vec::new(), &refs)?]);
-        }
-        Document::Index(index, _) => index,
-    };
+    let index =
+        match Document::parse(&top.bytes, Some(&top.media_type)).map_err(|e| RegistryError::invalid(&what, e))? {
+            Document::Manifest(manifest, _) => {
+                return Ok(vec![image(archive, &what, &manifest, top_blob, None, Vec::new(), &refs)?]);
+            }
+            Document::Index(index, _) => index,
+        };
     let (attestations, children): (Vec<&Descriptor>, Vec<&Descriptor>) =
         index.manifests.iter().filter(|d| oci::is_manifest(&d.media_type)).partition(|d| is_attestation(d));
     let chosen: Vec<&Descriptor> = if options.all_platforms {
@@ -145,12 +146,19 @@ fn fetch_manifest(
     if fetched.bytes.len() as u64 != descriptor.size {
         return Err(RegistryError::invalid(
             what,
-            format!("manifest {} is {} bytes, the index says {}", descriptor.digest, fetched.bytes.len(), descriptor.size),
+            format!(
+                "manifest {} is {} bytes, the index says {}",
+                descriptor.digest,
+                fetched.bytes.len(),
+                descriptor.size
+            ),
         ));
     }
     let manifest = match Document::parse(&fetched.bytes, Some(&descriptor.media_type)) {
         Ok(Document::Manifest(manifest, _)) => manifest,
-        Ok(Document::Index(..)) => return Err(RegistryError::invalid(what, "an index inside an index is not supported")),
+        Ok(Document::Index(..)) => {
+            return Err(RegistryError::invalid(what, "an index inside an index is not supported"));
+        }
         Err(e) => return Err(RegistryError::invalid(format!("{what}: manifest {}", descriptor.digest), e)),
     };
     Ok((archive.add_small(&descriptor.media_type, &descriptor.digest, fetched.bytes), manifest))
@@ -167,7 +175,10 @@ fn image(
     refs: &[String],
 ) -> Result<Image, RegistryError> {
     if manifest.layers.is_empty() && !oci::is_config(&manifest.config.media_type) {
-        return Err(RegistryError::invalid(what, format!("not a container image (config {})", manifest.config.media_type)));
+        return Err(RegistryError::invalid(
+            what,
+            format!("not a container image (config {})", manifest.config.media_type),
+        ));
     }
     let layers = manifest
         .layers
@@ -272,7 +283,12 @@ impl Archive for RegistryArchive<'_> {
     }
 
     fn size(&self, path: &str) -> Result<u64, InputError> {
-        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(path).copied().ok_or_else(|| InputError::NoEntry(path.into()))
+        self.sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .copied()
+            .ok_or_else(|| InputError::NoEntry(path.into()))
     }
 }
 

@@ -115,7 +115,10 @@ fn stored_document(store: &Store, digest: &Digest, plan: &mut Plan, depth: usize
         Document::Manifest(manifest, media_type) => {
             for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
                 let path = store.blob_path(&d.digest);
-                let size = path.metadata().map_err(|e| RegistryError::invalid(format!("stored {}", d.digest), e.to_string()))?.len();
+                let size = path
+                    .metadata()
+                    .map_err(|e| RegistryError::invalid(format!("stored {}", d.digest), e.to_string()))?
+                    .len();
                 plan.blobs.push(VerifiedBlob {
                     digest: d.digest.clone(),
                     size,
@@ -196,7 +199,11 @@ pub fn push_archive(
     {
         return Err(RegistryError::invalid(
             request.source.display_name(),
-            format!("holds {} images; push one with --platform, or all with --to-registry HOST (to {})", groups.len(), dest.familiar()),
+            format!(
+                "holds {} images; push one with --platform, or all with --to-registry HOST (to {})",
+                groups.len(),
+                dest.familiar()
+            ),
         ));
     }
     let mut pushed = Vec::new();
@@ -210,16 +217,21 @@ pub fn push_archive(
                 };
                 let repository = Repository::of(&name);
                 let path = if prefix.is_empty() { repository.path } else { format!("{prefix}/{}", repository.path) };
-                let version = name.tag().map_or_else(|| format!("@{}", name.digest().unwrap_or_default()), |t| format!(":{t}"));
-                format!("{registry}/{path}{version}")
-                    .parse()
-                    .map_err(|e: crate::reference::InvalidReference| RegistryError::invalid(name.familiar(), e.to_string()))?
+                let version =
+                    name.tag().map_or_else(|| format!("@{}", name.digest().unwrap_or_default()), |t| format!(":{t}"));
+                format!("{registry}/{path}{version}").parse().map_err(|e: crate::reference::InvalidReference| {
+                    RegistryError::invalid(name.familiar(), e.to_string())
+                })?
             }
         };
         let verified = decoded.verify(&group, &store.tmp_dir())?;
         let mut plan = Plan::default();
         plan.blobs = verified.blobs;
-        plan.children = verified.children.into_iter().map(|(digest, media_type, bytes)| Manifest { digest, media_type, bytes }).collect();
+        plan.children = verified
+            .children
+            .into_iter()
+            .map(|(digest, media_type, bytes)| Manifest { digest, media_type, bytes })
+            .collect();
         let (digest, media_type, bytes) = verified.top;
         pushed.push(send(store, &dest, plan, Manifest { digest, media_type, bytes }, options, progress)?);
     }
@@ -275,10 +287,19 @@ fn send(
     }
     let version = dest.tag().map_or_else(|| top.digest.to_string(), str::to_string);
     if let Some(pinned) = dest.digest().filter(|d| *d != top.digest.to_string()) {
-        return Err(RegistryError::invalid(dest.familiar(), format!("the image's manifest is {}, not {pinned}", top.digest)));
+        return Err(RegistryError::invalid(
+            dest.familiar(),
+            format!("the image's manifest is {}, not {pinned}", top.digest),
+        ));
     }
     client.put_manifest(&repository.path, &version, &top.bytes, &top.media_type)?;
-    Ok(Pushed { reference: dest.clone(), digest: top.digest, media_type: top.media_type, size: top.bytes.len() as u64, blobs })
+    Ok(Pushed {
+        reference: dest.clone(),
+        digest: top.digest,
+        media_type: top.media_type,
+        size: top.bytes.len() as u64,
+        blobs,
+    })
 }
 
 /// Makes one blob a blob of `repository`, and remembers it is there.
@@ -323,7 +344,13 @@ fn push_blob(
     };
     progress.transfer_end(&id, &status);
     locations.add(&blob.digest, repository);
-    Ok(PushedBlob { digest: blob.digest.clone(), size: blob.size, media_type: blob.media_type.clone(), how, uncompressed })
+    Ok(PushedBlob {
+        digest: blob.digest.clone(),
+        size: blob.size,
+        media_type: blob.media_type.clone(),
+        how,
+        uncompressed,
+    })
 }
 
 /// A reader that adds what it reads to a shared count.
