@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (Debian packages for skopeo,
-# umoci, erofs-utils, podman, containerd, docker-registry, apache2-utils,
+# umoci, erofs-utils, python3 and pip, podman, containerd, docker-registry, apache2-utils,
 # openssl, curl; the wasm32-wasip2 target), then one release build shared
 # by the unit and end-to-end tests, then the decoders' own tests.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v fsck.erofs >/dev/null || missing+=(erofs-utils)
 command -v python3 >/dev/null || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)  # examples/python-oci/build.sh installs componentize-py
 command -v podman >/dev/null || missing+=(podman)
 command -v containerd >/dev/null || missing+=(containerd)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
