@@ -5,7 +5,7 @@
 //! `oci-layout` decoder loads, byte for byte.
 //!
 //! Cost: `build.sh` once per test binary (~10 s; a few more the first time,
-//! when it installs componentize-py from PyPI), one compile of the ~18 MB
+//! when it installs componentize-py from PyPI), one compile of the ~19 MB
 //! component (~10 s), then loads of a fraction of a second.
 
 mod common;
@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 /// The built component and the compile cache every command of these tests
 /// uses: the cache is this test binary's own, as every build is a new
-/// component (~35 MB compiled) that a shared cache would pile up.
+/// component (~36 MB compiled) that a shared cache would pile up.
 struct Built {
     wasm: PathBuf,
     cache: PathBuf,
@@ -164,7 +164,7 @@ fn its_errors_name_the_entry_and_the_sandbox_limits_hold_for_it() {
     );
     assert!(!error.contains("Traceback"), "{error}");
 
-    // CPython needs ~13 MiB of linear memory here; the default is 256 MiB.
+    // CPython needs ~14 MiB of linear memory here; the default is 256 MiB.
     // (A store where it is installed would skip it, unable to ask its name.)
     let archive = fx.join("oci-archive.tar");
     let other = Msb::new();
