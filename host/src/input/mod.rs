@@ -70,6 +70,12 @@ pub trait Archive: Send + Sync {
     fn file_range(&self, _path: &str) -> Option<FileRange> {
         None
     }
+    /// The archive itself as it was read (a tar after any outer compression
+    /// was stripped; any other single file): `source::input` of contract
+    /// 0.2.0. `None` for a directory, which has no bytes of its own.
+    fn input_range(&self) -> Option<FileRange> {
+        None
+    }
 }
 
 /// A byte range of an open file: `len` bytes from `offset`.
@@ -101,6 +107,38 @@ impl FileRange {
             }
         }
         Ok(true)
+    }
+}
+
+impl FileRange {
+    /// A reader over the range from `skip` bytes in (positioned reads: any
+    /// number of readers may share the file).
+    pub fn reader(&self, skip: u64) -> RangeReader {
+        RangeReader { file: self.file.clone(), pos: self.offset.saturating_add(skip.min(self.len)), end: self.offset + self.len }
+    }
+}
+
+/// Reads `[pos, end)` of a shared file with positioned reads, so several
+/// layers can stream from one archive at once.
+pub struct RangeReader {
+    file: std::sync::Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside an entry"));
+        }
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -223,6 +261,20 @@ pub fn digest_entry(
         return Err(too_large());
     }
     Ok((digest, size))
+}
+
+/// The sha256 of the archive itself ([`Archive::input_range`]), refusing
+/// more than `max` bytes; returns it and the bytes hashed.
+pub fn digest_input(archive: &dyn Archive, max: u64) -> Result<(crate::digest::Digest, u64), InputError> {
+    const WHAT: &str = "the archive itself";
+    let range = archive.input_range().ok_or_else(|| InputError::BadEntry {
+        entry: WHAT.into(),
+        reason: "a directory has no bytes of its own".into(),
+    })?;
+    if range.len > max {
+        return Err(InputError::TooLarge { entry: WHAT.into(), limit: max });
+    }
+    Ok(crate::digest::HashingReader::new(io::BufReader::with_capacity(1 << 18, range.reader(0))).finish()?)
 }
 
 /// Fills `buf` as far as the stream allows; returns how much was read.

@@ -11,7 +11,7 @@
 use super::index::{Entry, EntryKind, Index, normalize};
 use super::{Archive, InputError, MAX_READ, compression};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -151,8 +151,8 @@ impl Archive for TarArchive {
 
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send + '_>, InputError> {
         let entry = self.index.resolve(path)?;
-        let reader = SliceReader { file: self.file.clone(), pos: entry.offset, end: entry.offset + entry.size };
-        Ok(Box::new(BufReader::with_capacity(1 << 18, reader)))
+        let range = super::FileRange { file: self.file.clone(), offset: entry.offset, len: entry.size };
+        Ok(Box::new(BufReader::with_capacity(1 << 18, range.reader(0))))
     }
 
     fn size(&self, path: &str) -> Result<u64, InputError> {
@@ -167,28 +167,10 @@ impl Archive for TarArchive {
         let entry = self.index.resolve(path).ok()?;
         Some(super::FileRange { file: self.file.clone(), offset: entry.offset, len: entry.size })
     }
-}
 
-/// Reads `[pos, end)` of a shared file with positioned reads, so several
-/// layers can stream from one archive at once.
-struct SliceReader {
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for SliceReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside an entry"));
-        }
-        self.pos += n as u64;
-        Ok(n)
+    fn input_range(&self) -> Option<super::FileRange> {
+        let len = self.file.metadata().ok()?.len();
+        Some(super::FileRange { file: self.file.clone(), offset: 0, len })
     }
 }
 

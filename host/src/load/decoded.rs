@@ -9,7 +9,7 @@ use super::{LoadError, LoadOptions, detect};
 use crate::digest::Digest;
 use crate::input::{self, Archive};
 use crate::oci;
-use crate::plugin::bindings::msb::format::types::{Blob, Source};
+use crate::plugin::model::{Blob, Source};
 use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::Progress;
 use crate::reference::Reference;
@@ -193,8 +193,8 @@ impl Decoded {
                 let size = match &blob.source {
                     Source::Entry(path) => self.archive.size(path)?,
                     Source::Bytes(bytes) => bytes.len() as u64,
-                    Source::Stream(_) => {
-                        return Err(LoadError::invalid(describe(&blob.source), "an attachment cannot be a stream"));
+                    Source::Input | Source::Stream(_) => {
+                        return Err(LoadError::invalid(describe(&blob.source), "an attachment must be an archive entry or bytes"));
                     }
                 };
                 push_unique(
@@ -238,6 +238,10 @@ impl Decoded {
                 })
             }
             Source::Bytes(bytes) => from_bytes(Arc::new(bytes.clone())),
+            Source::Input => match self.archive.input_range() {
+                Some(range) => Box::new(move |offset| Ok(Box::new(range.reader(offset)) as Box<dyn Read + Send>)),
+                None => Box::new(|_| Err(io::Error::other("a directory has no bytes of its own"))),
+            },
             Source::Stream(_) => Box::new(|_| Err(io::Error::other("a stream cannot be read again"))),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::input::InputError;
 use crate::plugin::PluginError;
-use crate::plugin::bindings::msb::format::types::DecodeError;
+use crate::plugin::model::DecodeError;
 use crate::store::StoreError;
 
 /// Why a load failed; every variant names the thing at fault.

@@ -11,7 +11,7 @@ use crate::digest::{Digest, HashingReader, TeeReader};
 use crate::input::{Archive, Compression, decompress, sniff};
 use crate::oci;
 use crate::plugin::Session;
-use crate::plugin::bindings::msb::format::types::Source;
+use crate::plugin::model::Source;
 use crate::progress::{Counting, Progress};
 use crate::store::{LayerRecord, Staging, Store};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -38,6 +38,7 @@ pub(crate) fn size_hint(archive: &dyn Archive, layer: &LayerPlan) -> Option<u64>
         Source::Entry(path) => archive.size(path).ok(),
         Source::Bytes(bytes) => Some(bytes.len() as u64),
         Source::Stream(_) => None,
+        Source::Input => archive.input_range().map(|r| r.len),
     }
 }
 
@@ -81,6 +82,10 @@ pub(crate) fn import(
     let blob_file = staging.temp_file()?;
     let copied = match &layer.source {
         Source::Entry(path) => match archive.file_range(path) {
+            Some(range) => range.copy_to(blob_file.as_file(), 0).map_err(io_err)?,
+            None => false,
+        },
+        Source::Input => match archive.input_range() {
             Some(range) => range.copy_to(blob_file.as_file(), 0).map_err(io_err)?,
             None => false,
         },

@@ -19,7 +19,7 @@ mod source;
 
 pub use crate::digest::Digest;
 use crate::input::{self, Archive};
-use crate::plugin::bindings::msb::format::types::Image;
+use crate::plugin::model::Image;
 use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::{Phase, Progress};
 use crate::reference::Reference;

@@ -12,7 +12,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::input::Archive;
 use crate::oci;
 use crate::plugin::Session;
-use crate::plugin::bindings::msb::format::types::{Blob, Image, Source};
+use crate::plugin::model::{Blob, Image, Source};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging};
@@ -263,7 +263,7 @@ fn blob_identity(blob: &Blob) -> String {
     blob.digest.clone().unwrap_or_else(|| describe(&blob.source))
 }
 
-fn to_platform(p: &crate::plugin::bindings::msb::format::types::Platform) -> Platform {
+fn to_platform(p: &crate::plugin::model::Platform) -> Platform {
     Platform {
         os: p.os.clone(),
         architecture: p.architecture.clone(),
@@ -533,7 +533,7 @@ fn stage_attachment(staging: &Staging, archive: &dyn Archive, blob: &Blob) -> Re
 mod tests {
     use super::*;
     use crate::input::Compression;
-    use crate::plugin::bindings::msb::format::types::Platform as WitPlatform;
+    use crate::plugin::model::Platform as WitPlatform;
 
     fn layer_plan(media_type: Option<&str>, size: Option<u64>) -> LayerPlan {
         LayerPlan {
@@ -669,7 +669,7 @@ mod tests {
             indexes: vec![],
             manifest: Some(blob(None, None)),
             config: blob(config_type, None),
-            layers: vec![crate::plugin::bindings::msb::format::types::Layer {
+            layers: vec![crate::plugin::model::Layer {
                 blob: blob(None, layer_digest),
                 diff_id: diff_id.map(str::to_string),
             }],

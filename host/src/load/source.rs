@@ -4,7 +4,7 @@
 use super::LoadError;
 use crate::input::Archive;
 use crate::plugin::Session;
-use crate::plugin::bindings::msb::format::types::Source;
+use crate::plugin::model::Source;
 use std::io::{self, Read};
 
 /// Largest chunk pulled from a plugin stream at once.
@@ -16,6 +16,7 @@ pub(crate) fn describe(source: &Source) -> String {
         Source::Entry(path) => path.clone(),
         Source::Bytes(_) => "bytes made by the decoder".to_string(),
         Source::Stream(id) => format!("stream {id} of the decoder"),
+        Source::Input => "the archive itself".to_string(),
     }
 }
 
@@ -44,6 +45,10 @@ pub(crate) fn open<'a>(
     Ok(match source {
         Source::Entry(path) => archive.open(path)?,
         Source::Bytes(bytes) => Box::new(&bytes[..]),
+        Source::Input => match archive.input_range() {
+            Some(range) => Box::new(io::BufReader::with_capacity(1 << 18, range.reader(0))),
+            None => return Err(LoadError::invalid(describe(source), "a directory has no bytes of its own to be a blob")),
+        },
         Source::Stream(id) => {
             let session =
                 session.ok_or_else(|| LoadError::invalid(describe(source), "a stream cannot be read here"))?;

@@ -3,26 +3,21 @@
 //! time and reads).
 //!
 //! - [`runtime`]: the engine, loading components, contract version checks.
+//! - [`model`]: what a decoder says, in the host's terms.
+//! - [`contract`]: the contract versions, side by side, each with its adapter into [`model`].
 //! - [`cache`]: the compile cache shared by the user's stores.
 //! - [`sandbox`]: the per-call store and what the host gives a plugin.
 //! - [`registry`]: which plugins exist (built in, installed, from a path).
 
 pub mod cache;
+pub mod contract;
 /// The engine settings, shared with `build.rs`, which precompiles the
 /// built-in decoders with them.
 mod engine_config;
+pub mod model;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
-
-/// Generated host bindings of the `msb:format` contract.
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        world: "decoder",
-        path: "../wit/v0.1.0",
-        with: { "msb:format/types.archive": super::sandbox::ArchiveHandle },
-    });
-}
 
 pub use cache::CACHE_DIR_VAR;
 pub use registry::Registry;

@@ -2,8 +2,9 @@
 //! a ready-to-instantiate [`Plugin`]: a built-in from its embedded native
 //! code, any other through the compile cache ([`super::cache`]).
 
-use super::bindings::{DecoderPre, msb::format::types::Info};
 use super::cache::Cache;
+use super::contract::{self, Pre};
+use super::model::Info;
 use super::engine_config::engine_config;
 use super::sandbox::{HostState, Session};
 use std::path::PathBuf;
@@ -12,9 +13,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-
-/// The contract version this host implements.
-pub const CONTRACT: (u64, u64, u64) = (0, 1, 0);
 
 /// How often the epoch ticks; time limits are counted in these.
 const TICK: Duration = Duration::from_millis(10);
@@ -86,7 +84,7 @@ pub enum PluginError {
         message: String,
     },
     /// The plugin was built for an incompatible contract version.
-    #[error("plugin {name} was built for msb:format@{found}; this msb implements msb:format@{}.{}.{}", CONTRACT.0, CONTRACT.1, CONTRACT.2)]
+    #[error("plugin {name} was built for msb:format@{found}; this msb implements msb:format@{}", contract::versions_text())]
     Version {
         /// The plugin's name or path.
         name: String,
@@ -120,7 +118,7 @@ impl Runtime {
         start_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        super::bindings::Decoder::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        contract::add_to_linker(&mut linker)?;
         let cache = cache_dir.map(|dir| Cache::new(dir, &engine));
         Ok(Arc::new(Runtime { engine, linker, cache, limits, notes: AtomicBool::new(true) }))
     }
@@ -149,9 +147,9 @@ impl Runtime {
     /// `name` is not given is asked for it (instantiated) now; otherwise its
     /// `info()` waits until someone wants it.
     pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8], name: Option<&str>) -> Result<Plugin, PluginError> {
-        check_version(origin, bytes)?;
+        let version = check_version(origin, bytes)?;
         let component = self.compile(bytes).map_err(|e| load_error(origin, e))?;
-        self.link(origin, component, name)
+        self.link(origin, component, version, name)
     }
 
     /// The built-in decoder `name` from its native code `precompiled`, made
@@ -165,7 +163,7 @@ impl Runtime {
         wasm: &[u8],
         precompiled: Option<&[u8]>,
     ) -> Result<Plugin, PluginError> {
-        check_version(name, wasm)?;
+        let version = check_version(name, wasm)?;
         // SAFETY: the bytes are `Engine::precompile_component` output
         // embedded in this binary at build time, never read from outside;
         // wasmtime checks they match this engine's version, settings and CPU.
@@ -178,14 +176,20 @@ impl Runtime {
             }
             None => self.compile(wasm).map_err(|e| load_error(name, e))?,
         };
-        self.link(name, component, Some(name))
+        self.link(name, component, version, Some(name))
     }
 
     /// `component`, linked, as a [`Plugin`] (see [`Runtime::load`]).
-    fn link(self: &Arc<Self>, origin: &str, component: Component, name: Option<&str>) -> Result<Plugin, PluginError> {
+    fn link(
+        self: &Arc<Self>,
+        origin: &str,
+        component: Component,
+        version: (u64, u64),
+        name: Option<&str>,
+    ) -> Result<Plugin, PluginError> {
         let load_err = |e| load_error(origin, e);
         let pre = self.linker.instantiate_pre(&component).map_err(load_err)?;
-        let pre = DecoderPre::new(pre).map_err(load_err)?;
+        let pre = Pre::new(version, pre).map_err(load_err)?;
         let mut plugin = Plugin {
             runtime: self.clone(),
             pre,
@@ -236,9 +240,10 @@ pub(crate) fn debug(line: impl FnOnce() -> String) {
     }
 }
 
-/// Refuses a component that imports an incompatible `msb:format` version,
-/// before spending time compiling it.
-fn check_version(origin: &str, bytes: &[u8]) -> Result<(), PluginError> {
+/// The contract version (one of [`contract::VERSIONS`]) a component was
+/// built for, read from its import names; refuses any other version before
+/// time is spent compiling it.
+fn check_version(origin: &str, bytes: &[u8]) -> Result<(u64, u64), PluginError> {
     let found = contract_version(bytes).ok_or_else(|| PluginError::Load {
         name: origin.to_string(),
         message: "is not an msb decoder component (it imports no msb:format interface)".to_string(),
@@ -247,14 +252,9 @@ fn check_version(origin: &str, bytes: &[u8]) -> Result<(), PluginError> {
         let mut it = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
         Some((it.next()??, it.next()??, it.next()??))
     };
-    let compatible = match parse(&found) {
-        // Semver: 0.x minors are incompatible with each other; a plugin built
-        // for an older compatible minor keeps loading.
-        Some((0, minor, _)) => CONTRACT.0 == 0 && minor == CONTRACT.1,
-        Some((major, minor, _)) => major == CONTRACT.0 && minor <= CONTRACT.1,
-        None => false,
-    };
-    if compatible { Ok(()) } else { Err(PluginError::Version { name: origin.to_string(), found }) }
+    parse(&found)
+        .and_then(contract::supported)
+        .ok_or_else(|| PluginError::Version { name: origin.to_string(), found })
 }
 
 /// The version in the component's `msb:format/…@X` import names.
@@ -292,7 +292,7 @@ pub(crate) fn ticks(time: Duration) -> u64 {
 /// A compiled, linked decoder, ready to run.
 pub struct Plugin {
     runtime: Arc<Runtime>,
-    pre: DecoderPre<HostState>,
+    pre: Pre,
     name: String,
     info: OnceLock<Info>,
     origin: String,
@@ -311,6 +311,11 @@ impl Plugin {
         }
         let info = self.session(None)?.info()?;
         Ok(self.info.get_or_init(|| info))
+    }
+
+    /// The contract version it was built for (`0.1.0`, `0.2.0`).
+    pub fn contract(&self) -> &'static str {
+        self.pre.version()
     }
 
     /// Where it came from: `built-in` or a file path.
@@ -346,8 +351,13 @@ mod tests {
     #[test]
     fn contract_versions_are_read_from_import_names() {
         assert_eq!(contract_version(b"..msb:format/types@0.1.0\0..").as_deref(), Some("0.1.0"));
-        assert!(check_version("p", b"msb:format/types@0.1.3").is_ok());
-        assert!(matches!(check_version("p", b"msb:format/types@0.2.0"), Err(PluginError::Version { .. })));
+        assert_eq!(check_version("p", b"msb:format/types@0.1.3").ok(), Some((0, 1)));
+        assert_eq!(check_version("p", b"msb:format/types@0.2.0").ok(), Some((0, 2)));
+        for unknown in [&b"msb:format/types@0.3.0"[..], b"msb:format/types@1.0.0", b"msb:format/types@9.0.0"] {
+            let error = check_version("p", unknown).unwrap_err();
+            assert!(matches!(error, PluginError::Version { .. }));
+            assert!(error.to_string().ends_with("this msb implements msb:format@0.1.0 and 0.2.0"), "{error}");
+        }
         assert!(matches!(check_version("p", b"no imports"), Err(PluginError::Load { .. })));
     }
 }

@@ -2,8 +2,8 @@
 //! WASI stripped of every capability, a memory limiter, an epoch deadline
 //! per call, and the `archive` resource as the plugin's only input.
 
-use super::bindings::msb::format::types::{self, DecodeError, Entry, EntryKind, Image, Info};
-use super::bindings::{Decoder, DecoderImports, DecoderPre};
+use super::contract::{Instance, Pre};
+use super::model::{DecodeError, Image, Info};
 use super::runtime::{HASH_LIMIT_VAR, PluginError, READ_LIMIT_VAR, Runtime, STREAM_LIMIT_VAR, ticks};
 use crate::input::{self, Archive};
 use std::sync::Arc;
@@ -33,7 +33,6 @@ pub struct HostState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     archive: Option<Arc<dyn Archive>>,
-    entries: Vec<Entry>,
     read: Budget,
     hashed: Budget,
     /// Why the plugin was cut off (a budget ran out), even if it handled the error.
@@ -103,12 +102,19 @@ impl WasiView for HostState {
     }
 }
 
-impl DecoderImports for HostState {
+/// The host's side of every contract version's imports; each version's
+/// adapter ([`super::contract`]) delegates here.
+impl HostState {
+    /// The archive's entry table (empty without an archive).
+    pub(crate) fn entries(&self) -> &[input::Entry] {
+        self.archive.as_ref().map_or(&[], |a| a.entries())
+    }
+
     /// A debug line, or, while decoding, a note for the user: plugins say
     /// what they had to choose (e.g. which of two disagreeing descriptions
     /// was loaded). Plugin text is untrusted: one line, cut, and at most
     /// [`MAX_NOTES`] notes.
-    fn log(&mut self, message: String) {
+    pub(crate) fn log(&mut self, message: String) {
         match message.strip_prefix(NOTE_PREFIX) {
             Some(note) if self.notes_on => {
                 self.notes += 1;
@@ -124,36 +130,40 @@ impl DecoderImports for HostState {
             eprintln!("debug: plugin {}: {}", self.plugin, one_line(&message));
         }
     }
-}
 
-impl types::Host for HostState {}
-
-impl HostState {
     /// Remembers that the plugin went over a budget; returns what it is told.
     fn refuse(&mut self, message: String) -> String {
         self.refused.get_or_insert(message.clone());
         message
     }
-}
 
-impl types::HostArchive for HostState {
-    fn entries(&mut self, _: Resource<ArchiveHandle>) -> Vec<Entry> {
-        self.entries.clone()
-    }
-
-    fn read(&mut self, _: Resource<ArchiveHandle>, path: String, offset: u64, len: u32) -> Result<Vec<u8>, String> {
+    /// `archive.read`: charged to the read budget.
+    pub(crate) fn read_archive(&mut self, path: &str, offset: u64, len: u32) -> Result<Vec<u8>, String> {
         let Some(archive) = &self.archive else { return Err("no archive".into()) };
         let len = (len as u64).min(input::MAX_READ as u64).min(self.read.left().saturating_add(1)) as usize;
-        let bytes = archive.read_at(&path, offset, len).map_err(|e| e.to_string())?;
+        let bytes = archive.read_at(path, offset, len).map_err(|e| e.to_string())?;
         if let Err(limit) = self.read.charge(bytes.len() as u64) {
             return Err(self.refuse(over_budget("read", limit, READ_LIMIT_VAR) + " of the archive"));
         }
         Ok(bytes)
     }
 
-    fn digest(&mut self, _: Resource<ArchiveHandle>, path: String, uncompressed: bool) -> Result<String, String> {
+    /// `archive.digest`: charged to the hash budget.
+    pub(crate) fn digest_entry(&mut self, path: &str, uncompressed: bool) -> Result<String, String> {
         let Some(archive) = &self.archive else { return Err("no archive".into()) };
-        match input::digest_entry(archive.as_ref(), &path, uncompressed, self.hashed.left()) {
+        let hashed = input::digest_entry(archive.as_ref(), path, uncompressed, self.hashed.left());
+        self.charge_hash(hashed)
+    }
+
+    /// `archive.input-digest` (0.2.0): charged to the hash budget.
+    pub(crate) fn digest_input(&mut self) -> Result<String, String> {
+        let Some(archive) = &self.archive else { return Err("no archive".into()) };
+        let hashed = input::digest_input(archive.as_ref(), self.hashed.left());
+        self.charge_hash(hashed)
+    }
+
+    fn charge_hash(&mut self, hashed: Result<(crate::digest::Digest, u64), input::InputError>) -> Result<String, String> {
+        match hashed {
             Ok((digest, hashed)) => match self.hashed.charge(hashed) {
                 Ok(()) => Ok(digest.to_string()),
                 Err(limit) => Err(self.refuse(over_budget("had the host hash", limit, HASH_LIMIT_VAR))),
@@ -166,7 +176,8 @@ impl types::HostArchive for HostState {
         }
     }
 
-    fn drop(&mut self, handle: Resource<ArchiveHandle>) -> wasmtime::Result<()> {
+    /// The plugin dropped its archive handle.
+    pub(crate) fn drop_archive(&mut self, handle: Resource<ArchiveHandle>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())
     }
@@ -216,7 +227,7 @@ impl HostMonotonicClock for FrozenClock {
 /// One instantiated plugin and its store: a sequence of calls on one archive.
 pub struct Session {
     store: Store<HostState>,
-    decoder: Decoder,
+    decoder: Instance,
     archive: Resource<ArchiveHandle>,
     time: Duration,
     memory: usize,
@@ -228,7 +239,7 @@ pub struct Session {
 impl Session {
     pub(crate) fn new(
         runtime: &Runtime,
-        pre: &DecoderPre<HostState>,
+        pre: &Pre,
         name: &str,
         archive: Option<Arc<dyn Archive>>,
     ) -> Result<Session, PluginError> {
@@ -246,13 +257,11 @@ impl Session {
             .insecure_random_seed(42)
             .max_random_size(4096)
             .build();
-        let entries = archive.as_ref().map(|a| a.entries().iter().map(to_wit_entry).collect()).unwrap_or_default();
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter { max: limits.memory, hit: false },
             archive,
-            entries,
             read: Budget::new(limits.read_bytes),
             hashed: Budget::new(limits.hash_bytes),
             refused: None,
@@ -288,7 +297,7 @@ impl Session {
     /// `info()`.
     pub fn info(&mut self) -> Result<Info, PluginError> {
         self.arm();
-        let result = self.decoder.call_info(&mut self.store);
+        let result = self.decoder.info(&mut self.store);
         self.check(result)
     }
 
@@ -296,7 +305,7 @@ impl Session {
     pub fn detect(&mut self) -> Result<u8, PluginError> {
         self.arm();
         let archive = self.borrow_archive();
-        let result = self.decoder.call_detect(&mut self.store, archive);
+        let result = self.decoder.detect(&mut self.store, archive);
         Ok(self.check(result)?.min(100))
     }
 
@@ -305,7 +314,7 @@ impl Session {
         self.arm();
         let archive = self.borrow_archive();
         self.store.data_mut().notes_on = self.notes;
-        let result = self.decoder.call_decode(&mut self.store, archive);
+        let result = self.decoder.decode(&mut self.store, archive);
         self.store.data_mut().notes_on = false;
         self.check(result)
     }
@@ -315,7 +324,7 @@ impl Session {
     pub fn read_stream(&mut self, id: u32, max: u32) -> Result<Result<Vec<u8>, DecodeError>, PluginError> {
         self.arm();
         let archive = self.borrow_archive();
-        let result = self.decoder.call_read_stream(&mut self.store, archive, id, max);
+        let result = self.decoder.read_stream(&mut self.store, archive, id, max);
         let result = self.check(result)?;
         if let Ok(chunk) = &result
             && let Err(limit) = self.streamed.charge(chunk.len() as u64)
@@ -369,21 +378,6 @@ impl Session {
 
 fn out_of_memory(limit: usize) -> String {
     format!("ran out of memory (limit {} MiB)", limit >> 20)
-}
-
-fn to_wit_entry(entry: &input::Entry) -> Entry {
-    Entry {
-        path: entry.path.clone(),
-        kind: match entry.kind {
-            input::EntryKind::File => EntryKind::File,
-            input::EntryKind::Directory => EntryKind::Directory,
-            input::EntryKind::Symlink => EntryKind::Symlink,
-            input::EntryKind::Hardlink => EntryKind::Hardlink,
-            input::EntryKind::Other => EntryKind::Other,
-        },
-        size: entry.size,
-        link: entry.link.clone(),
-    }
 }
 
 #[cfg(test)]

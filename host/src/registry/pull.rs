@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::input::{Archive, Entry, InputError};
 use crate::load::{self, LoadError, LoadOptions, LoadedImage};
 use crate::oci::{self, Descriptor, Document, Platform};
-use crate::plugin::bindings::msb::format::types::{self as wit, Blob, Image, Layer, Source};
+use crate::plugin::model::{self as wit, Blob, Image, Layer, Source};
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::Store;
