@@ -8,6 +8,9 @@
 //!
 //! The archive is raw bytes (seeds: real archives, compressed or not; the
 //! last byte picks the decoder) or a structured archive written as a tar.
+//!
+//! `MSB_FUZZ_PLUGIN=path/to/decoder.wasm` fuzzes that decoder instead: every
+//! run loads with `--plugin` it (PLUGINS.md, "Fuzzing a decoder").
 #![no_main]
 
 use msb::load::{LoadOptions, load};
@@ -26,6 +29,8 @@ struct Env {
     runtime: Arc<Runtime>,
     scratch: tempfile::TempDir,
     hostile: Option<PathBuf>,
+    /// `MSB_FUZZ_PLUGIN`: the one decoder every run uses.
+    only: Option<PathBuf>,
 }
 
 /// The built-in decoders, by name, for `--plugin NAME`.
@@ -48,7 +53,8 @@ fn env() -> &'static Env {
         let hostile =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/wasm32-wasip2/release/hostile.wasm");
         let hostile = hostile.is_file().then_some(hostile);
-        Env { runtime, scratch, hostile }
+        let only = std::env::var_os("MSB_FUZZ_PLUGIN").map(PathBuf::from);
+        Env { runtime, scratch, hostile, only }
     })
 }
 
@@ -59,8 +65,8 @@ libfuzzer_sys::fuzz_target!(
         let env = env();
         let none = env.scratch.path().join("no-installed-plugins");
         msb::plugin::Registry::load(&env.runtime, &none).expect("the built-in decoders compile");
-        if let Some(hostile) = &env.hostile {
-            msb::plugin::registry::load_file(&env.runtime, hostile).expect("the hostile decoder compiles");
+        for plugin in env.hostile.iter().chain(&env.only) {
+            msb::plugin::registry::load_file(&env.runtime, plugin).expect("the decoder compiles");
         }
     },
     |data: &[u8]| {
@@ -69,6 +75,7 @@ libfuzzer_sys::fuzz_target!(
     let input = env.scratch.path().join("input.tar");
     std::fs::write(&input, &bytes).expect("write input");
     let plugin = match choice & 0x7f {
+        _ if env.only.is_some() => env.only.as_ref().map(|p| p.display().to_string()),
         c @ 3..=6 => Some(BUILT_IN[(c - 3) as usize].to_string()),
         7 => env.hostile.as_ref().map(|p| p.display().to_string()),
         _ => None,
