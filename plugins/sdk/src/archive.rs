@@ -24,6 +24,14 @@ pub trait ArchiveRead {
     /// `uncompressed`, of its content after undoing gzip or zstd.
     fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String>;
 
+    /// `sha256:<hex>` of the archive itself as [`Source::Input`] gives it
+    /// (the tar after any outer gzip, zstd, xz or bzip2 was stripped), hashed
+    /// by the host: the diff_id of an archive that is one layer. An error for
+    /// a directory.
+    ///
+    /// [`Source::Input`]: crate::Source::Input
+    fn input_digest(&self) -> Result<String, String>;
+
     /// The entry at `path` (a leading `./` or `/` is ignored).
     fn find(&self, path: &str) -> Option<&Entry> {
         let path = normalize(path);
@@ -161,6 +169,10 @@ impl ArchiveRead for HostArchive<'_> {
     fn digest(&self, path: &str, uncompressed: bool) -> Result<String, String> {
         self.archive.digest(path, uncompressed)
     }
+
+    fn input_digest(&self) -> Result<String, String> {
+        self.archive.input_digest()
+    }
 }
 
 /// An in-memory archive of regular files, for unit tests of decoder logic.
@@ -168,6 +180,7 @@ impl ArchiveRead for HostArchive<'_> {
 pub struct MemArchive {
     entries: Vec<Entry>,
     contents: Vec<Vec<u8>>,
+    input: Option<Vec<u8>>,
 }
 
 impl MemArchive {
@@ -212,6 +225,14 @@ impl MemArchive {
         self
     }
 
+    /// Sets the bytes [`ArchiveRead::input_digest`] hashes (the archive
+    /// itself, e.g. the tar these entries came from); without them it is an
+    /// error, as for a directory.
+    pub fn set_input(&mut self, bytes: &[u8]) -> &mut Self {
+        self.input = Some(bytes.to_vec());
+        self
+    }
+
     /// Removes every entry at `path`.
     pub fn remove(&mut self, path: &str) -> &mut Self {
         while let Some(i) = self.entries.iter().position(|e| e.path == path) {
@@ -249,9 +270,17 @@ impl ArchiveRead for MemArchive {
         if uncompressed && (content.starts_with(&[0x1f, 0x8b]) || content.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])) {
             return Err("MemArchive cannot decompress; store the plain bytes".into());
         }
-        use sha2::Digest as _;
-        Ok(format!("sha256:{:x}", sha2::Sha256::digest(content)))
+        Ok(sha256(content))
     }
+
+    fn input_digest(&self) -> Result<String, String> {
+        self.input.as_deref().map(sha256).ok_or_else(|| "this MemArchive has no input bytes (set_input)".to_string())
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]
@@ -288,5 +317,16 @@ mod tests {
         }
         assert_eq!(clean_path("./a//b/../c/"), Some("a/c".to_string()));
         assert_eq!(clean_path("a/../.."), None);
+    }
+
+    #[test]
+    fn input_digest_hashes_the_input() {
+        let mut archive = MemArchive::new([("etc/hostname", "box\n")]);
+        assert!(archive.input_digest().is_err(), "no input set");
+        archive.set_input(b"abc");
+        assert_eq!(
+            archive.input_digest().unwrap(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

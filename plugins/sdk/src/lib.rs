@@ -4,39 +4,59 @@
 //! [`ArchiveRead`] and describes the images inside; the host reads the layer
 //! bytes itself, verifies every digest and writes the store. A whole decoder:
 //!
-//! ```ignore
+//! ```
 //! use msb_plugin_sdk::*;
 //!
 //! struct Mine;
 //! impl Decoder for Mine {
-//!     fn info() -> Info { info("mine", "reads my format", &["mine"]) }
+//!     fn info() -> Info { info!("mine", "reads my format", ["mine"]) }
 //!     fn detect(archive: &dyn ArchiveRead) -> u8 {
-//!         if archive.find("MINE").is_some() { 100 } else { 0 }
+//!         if archive.has_file("MINE") { 100 } else { 0 }
 //!     }
 //!     fn decode(archive: &dyn ArchiveRead) -> Result<Vec<Image>, DecodeError> {
-//!         let config = entry_blob(MEDIA_TYPE_OCI_CONFIG, None, "config.json");
+//!         let config = entry_blob(oci::MEDIA_TYPE_OCI_CONFIG, None, "config.json");
+//!         let layer = Layer { blob: entry_blob(oci::MEDIA_TYPE_OCI_LAYER, None, "layer.tar"), diff_id: None };
 //!         Ok(vec![Image { refs: vec!["mine:latest".into()], platform: None,
-//!             indexes: vec![], manifest: None, config, layers: vec![], attachments: vec![] }])
+//!             indexes: vec![], manifest: None, config, layers: vec![layer], attachments: vec![] }])
 //!     }
 //! }
 //! export_decoder!(Mine);
+//! # fn main() {
+//! # let archive = MemArchive::new([("MINE", "")]);
+//! # assert_eq!(Mine::detect(&archive), 100);
+//! # assert_eq!(Mine::decode(&archive).unwrap()[0].layers.len(), 1);
+//! # }
 //! ```
 //!
+//! Build it as a `cdylib` for `wasm32-wasip2` (`cargo build --release
+//! --target wasm32-wasip2`) and hand the `.wasm` to `msb plugin install`.
+//! `PLUGINS.md` in the msb repository says more; `examples/rootfs-tar` there
+//! is a whole third-party decoder.
+//!
 //! Archives that hold an OCI image layout can hand it to [`layout::images`];
-//! [`ArchiveRead::resolve`] follows links the way the host does.
+//! [`ArchiveRead::resolve`] follows links the way the host does. An archive
+//! that is itself a layer (a root-filesystem tarball) is [`Source::Input`],
+//! with [`ArchiveRead::input_digest`] as its diff_id and [`elf_platform`]
+//! to tell its platform.
 //!
 //! Decoders run in a sandbox with no file system, network, clock or
 //! randomness, under memory and time limits. Unit-test their logic natively
 //! with [`MemArchive`].
+//!
+//! The SDK carries the contract it implements, `wit/format.wit`
+//! (`msb:format@0.2.0`, [`CONTRACT_VERSION`]); a decoder built on it runs on
+//! every msb that speaks that contract.
 
 mod archive;
 mod digest;
+mod elf;
 mod error;
 pub mod layout;
 pub mod oci;
 
 pub use archive::{ArchiveRead, MAX_METADATA_SIZE, MemArchive, clean_path, read_json};
 pub use digest::Digest;
+pub use elf::{ELF_HEADER_LEN, elf_platform};
 
 /// Generated bindings of the `msb:format` WIT contract. Use the re-exports
 /// at the crate root instead.
@@ -44,7 +64,7 @@ pub use digest::Digest;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "decoder",
-        path: "../../wit/v0.1.0",
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "msb_plugin_sdk::bindings",
     });
@@ -55,7 +75,7 @@ pub use bindings::msb::format::types::{
 };
 
 /// The version of the WIT contract this SDK implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// An archive decoder. Implement it on a unit struct and pass that struct to
 /// [`export_decoder!`].
@@ -117,6 +137,24 @@ pub fn entry_blob(media_type: &str, digest: Option<&Digest>, path: &str) -> Blob
     }
 }
 
+impl Blob {
+    /// A blob of `media_type` whose bytes are at `source`; the host computes
+    /// its digest.
+    pub fn new(media_type: &str, source: Source) -> Blob {
+        Blob { media_type: Some(media_type.to_string()), digest: None, source }
+    }
+}
+
+impl Image {
+    /// An image of `config` and `layers` (base first) and nothing else said:
+    /// no refs (the user names it with `msb load -t`), no platform (the
+    /// config's), no index, and a manifest the host writes. Fill in the rest
+    /// with struct update syntax: `Image { refs, ..Image::new(config, layers) }`.
+    pub fn new(config: Blob, layers: Vec<Layer>) -> Image {
+        Image { refs: vec![], platform: None, indexes: vec![], manifest: None, config, layers, attachments: vec![] }
+    }
+}
+
 /// Exports a [`Decoder`] as the component's implementation of the contract.
 #[macro_export]
 macro_rules! export_decoder {
@@ -146,5 +184,24 @@ impl<T: Decoder> bindings::Guest for Adapter<T> {
 
     fn read_stream(archive: &bindings::msb::format::types::Archive, id: u32, max: u32) -> Result<Vec<u8>, DecodeError> {
         T::read_stream(&archive::HostArchive::new(archive), id, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `wit/format.wit` is a copy of the repository's contract, so the crate
+    /// builds on its own; this keeps the two from drifting (outside the
+    /// repository, where there is no original, there is nothing to compare).
+    #[test]
+    fn the_contract_copy_matches_the_repository() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let copy = std::fs::read_to_string(dir.join("wit/format.wit")).expect("read wit/format.wit");
+        let path = dir.join(format!("../../wit/v{}/format.wit", super::CONTRACT_VERSION));
+        if let Ok(original) = std::fs::read_to_string(&path) {
+            assert!(copy == original, "plugins/sdk/wit/format.wit differs from {}: copy it over", path.display());
+        }
+        assert!(copy.contains(&format!("package msb:format@{};", super::CONTRACT_VERSION)), "CONTRACT_VERSION");
     }
 }
