@@ -5,8 +5,11 @@
 //! tar as one-layer images (`msb load -t`), which the kernel mounts with the
 //! tarball's files.
 //!
+//! Its own unit tests (native, on `MemArchive`) run too.
+//!
 //! Cost: one release build of the example for wasm32-wasip2 per test
-//! binary (about a minute cold, a second warm, in `target/third-party`).
+//! binary and one native test build (each about a minute cold, a second
+//! warm, in `target/third-party`).
 
 mod common;
 
@@ -20,6 +23,23 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ lives in the repository root").to_path_buf()
 }
 
+/// `cargo ARGS` at the repository's root, building into
+/// `target/third-party`, with what the outer cargo set for this test (which
+/// would leak into the build) removed.
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args).current_dir(root());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
+        if key.starts_with("CARGO_") && !keep.iter().any(|k| key.starts_with(k)) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", root().join("target/third-party"));
+    cmd
+}
+
 /// Builds the example as its README says (`cargo build --release --target
 /// wasm32-wasip2 --manifest-path examples/rootfs-tar/Cargo.toml`, with
 /// `--locked` to hold it to its committed Cargo.lock), once per test binary;
@@ -27,27 +47,16 @@ fn root() -> PathBuf {
 fn plugin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target_dir = root().join("target/third-party");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--release", "--locked", "--target", "wasm32-wasip2"])
+        let out = cargo(&["build", "--release", "--locked", "--target", "wasm32-wasip2"])
             .args(["--manifest-path", "examples/rootfs-tar/Cargo.toml"])
-            .current_dir(root());
-        // What the outer cargo set for this test would leak into the build.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let keep = ["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"];
-            if key.starts_with("CARGO_") && !keep.iter().any(|k| key.starts_with(k)) {
-                cmd.env_remove(key.as_ref());
-            }
-        }
-        let out = cmd.env("CARGO_TARGET_DIR", &target_dir).output().expect("run cargo");
+            .output()
+            .expect("run cargo");
         assert!(
             out.status.success(),
             "building examples/rootfs-tar failed (is the wasm32-wasip2 target installed?):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let wasm = target_dir.join("wasm32-wasip2/release/rootfs_tar.wasm");
+        let wasm = root().join("target/third-party/wasm32-wasip2/release/rootfs_tar.wasm");
         assert!(wasm.is_file(), "the build made no {}", wasm.display());
         wasm
     })
@@ -235,4 +244,14 @@ fn an_image_archive_is_not_claimed() {
     let msb = store_with_plugin();
     let (verdicts, _) = msb.ok(["plugin", "detect", archive.to_str().unwrap()]);
     assert_eq!(score(&verdicts, "rootfs-tar"), Some(0), "{verdicts}");
+}
+
+#[test]
+fn the_examples_own_unit_tests_pass() {
+    // What its README says: `cargo test --manifest-path examples/rootfs-tar/Cargo.toml`.
+    let out =
+        cargo(&["test", "--locked", "--manifest-path", "examples/rootfs-tar/Cargo.toml"]).output().expect("run cargo");
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "the example's unit tests failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
 }
