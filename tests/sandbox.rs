@@ -140,11 +140,13 @@ fn third_party_plugins_install_and_uninstall() {
     let plugin = hostile_wasm();
     let (stdout, _) = msb.ok(["plugin", "install", plugin.to_str().unwrap()]);
     assert_eq!(stdout.trim(), "Installed hostile 0.1.0");
-    assert!(msb.home().join("plugins/hostile.wasm").is_file());
+    let stored = msb.home().join(format!("plugins/sha256/{}.wasm", sha256_hex(&plugin)));
+    assert!(stored.is_file());
     let (stdout, _) = msb.ok(["plugin", "ls", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let hostile = list.as_array().unwrap().iter().find(|p| p["name"] == "hostile").expect("listed");
-    assert!(hostile["origin"].as_str().unwrap().ends_with("plugins/hostile.wasm"), "{hostile}");
+    assert_eq!(hostile["origin"], "installed", "{hostile}");
+    assert_eq!(hostile["path"], stored.to_str().unwrap(), "{hostile}");
     // It takes part in detection (and says 0), and --plugin finds it by name.
     let dir = scratch();
     let tar = tar_starting_with(dir.path(), "panic");
@@ -157,15 +159,15 @@ fn third_party_plugins_install_and_uninstall() {
     assert!(error.contains("built in"), "{error}");
     let (stdout, _) = msb.ok(["plugin", "rm", "hostile"]);
     assert_eq!(stdout.trim(), "Removed hostile");
-    assert!(!msb.home().join("plugins/hostile.wasm").exists());
+    assert!(!stored.exists());
 
     // Built against an incompatible contract: refused before compiling,
     // both versions named.
-    let bytes = std::fs::read(&plugin).unwrap();
-    let (from, to) = (b"msb:format/types@0.1.0", b"msb:format/types@0.9.0");
-    let mut patched = bytes.clone();
-    let at = bytes.windows(from.len()).position(|w| w == from).expect("the import names the contract");
-    patched[at..at + to.len()].copy_from_slice(to);
+    // (The import names `msb:format/types@0.<minor>.0`: the minor becomes 9.)
+    let mut patched = std::fs::read(&plugin).unwrap();
+    let from = b"msb:format/types@0.";
+    let at = patched.windows(from.len()).position(|w| w == from).expect("the import names the contract");
+    patched[at + from.len()] = b'9';
     let future = dir.path().join("future.wasm");
     std::fs::write(&future, patched).unwrap();
     let error = msb.fails(["plugin", "install", future.to_str().unwrap()]);
@@ -299,5 +301,334 @@ fn a_file_that_is_not_a_tar_reaches_decoders_as_one_entry() {
     );
     // Without a decoder for it: what it looks like, and what was tried.
     let (stdout, _) = msb.ok(["plugin", "detect", raw.to_str().unwrap()]);
-    assert!(stdout.lines().all(|l| l.ends_with(" 0")), "{stdout}");
+    assert!(detect_table(&stdout).iter().all(|row| row[1] == "0"), "{stdout}");
+    assert_eq!(
+        detect_explanation(&stdout),
+        ["msb load would refuse it: not a recognized image archive (a text file)"],
+        "{stdout}"
+    );
+}
+
+/// The SHA-256 of a file, by `sha256sum`.
+fn sha256_hex(path: &Path) -> String {
+    require("sha256sum");
+    let out = run(Command::new("sha256sum").arg(path));
+    out.split_whitespace().next().expect("sha256sum prints the digest").to_string()
+}
+
+/// The decoder lines of `msb plugin detect` (those before its blank line),
+/// split into words: `[name, score]`, or `[name, score, "disabled"]`.
+fn detect_table(stdout: &str) -> Vec<Vec<String>> {
+    stdout.lines().take_while(|l| !l.is_empty()).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+}
+
+/// The explanation lines of `msb plugin detect` (after its blank line).
+fn detect_explanation(stdout: &str) -> Vec<&str> {
+    stdout.lines().skip_while(|l| !l.is_empty()).skip(1).collect()
+}
+
+/// The `impostor` test decoder made to call itself `name`, its 64-byte
+/// name field padded with `pad` (another pad: other bytes, the same name),
+/// written to `dir/file`. It claims an archive holding `impostor-wins`
+/// (confidence 100) and fails to decode it, saying its name.
+fn impostor_named(dir: &Path, file: &str, name: &str, pad: char) -> PathBuf {
+    let mut bytes = std::fs::read(testing_wasm("impostor")).unwrap();
+    let placeholder = format!("{:<64}", "impostor");
+    let at = bytes.windows(64).position(|w| w == placeholder.as_bytes()).expect("the impostor's name placeholder");
+    let field: String = name.chars().chain(std::iter::repeat(pad)).take(64).collect();
+    bytes[at..at + 64].copy_from_slice(field.as_bytes());
+    let path = dir.join(file);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `plugins/sha256/*.wasm` of a store, by name.
+fn stored_components(msb: &Msb) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(msb.home().join("plugins/sha256"))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `*.wasm` files directly in a store's `plugins/` (an older msb's layout).
+fn top_level_wasm(msb: &Msb) -> Vec<String> {
+    std::fs::read_dir(msb.home().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wasm"))
+        .collect()
+}
+
+/// `plugins/plugins.json` of a store.
+fn plugin_state(msb: &Msb) -> serde_json::Value {
+    let bytes = std::fs::read(msb.home().join("plugins/plugins.json")).expect("plugins.json");
+    serde_json::from_slice(&bytes).expect("plugins.json is JSON")
+}
+
+/// `msb plugin ls --format json`, by name.
+fn listed(msb: &Msb) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let (stdout, _) = msb.ok(["plugin", "ls", "--format", "json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    list.into_iter().map(|p| (p["name"].as_str().unwrap().to_string(), p)).collect()
+}
+
+fn hello_tar() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../example/hello.tar")
+}
+
+#[test]
+fn plugin_ls_shows_versions_contracts_origins_digests_and_states() {
+    let msb = Msb::new();
+    let streamer = testing_wasm("streamer");
+    msb.ok(["plugin", "install", streamer.to_str().unwrap()]);
+    let hex = sha256_hex(&streamer);
+
+    let list = listed(&msb);
+    for (name, p) in &list {
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in ["name", "version", "contract", "formats", "description", "origin", "digest", "enabled"] {
+            assert!(keys.contains(&key), "{name} lacks {key}: {p}");
+        }
+        let contract = p["contract"].as_str().unwrap();
+        assert!(["msb:format@0.1.0", "msb:format@0.2.0"].contains(&contract), "{p}");
+        let digest = p["digest"].as_str().unwrap();
+        assert!(digest.len() == 71 && digest.starts_with("sha256:"), "{p}");
+        assert_eq!(p["enabled"], true, "{p}");
+    }
+    let oci = &list["oci-layout"];
+    assert_eq!((oci["origin"].as_str(), oci["path"].as_str()), (Some("built-in"), None), "{oci}");
+    let s = &list["streamer"];
+    assert_eq!(s["origin"], "installed");
+    assert_eq!(s["digest"], format!("sha256:{hex}"), "the digest of the .wasm file");
+    assert_eq!(s["version"], "0.1.0");
+
+    let (stdout, _) = msb.ok(["plugin", "ls"]);
+    let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "VERSION", "CONTRACT", "ORIGIN", "DIGEST", "ENABLED", "FORMATS", "DESCRIPTION"]);
+    let row = rows.iter().find(|r| r[0] == "streamer").expect("streamer listed");
+    let contract = |name: &str| list[name]["contract"].as_str().unwrap().trim_start_matches("msb:format@").to_string();
+    let streamer_contract = contract("streamer");
+    assert_eq!(row[..7], ["streamer", "0.1.0", &streamer_contract, "installed", &hex[..12], "yes", "none"], "{stdout}");
+    let row = rows.iter().find(|r| r[0] == "oci-layout").expect("oci-layout listed");
+    assert_eq!(row[1..4], ["0.1.0", &contract("oci-layout"), "built-in"], "{stdout}");
+    assert_eq!(row[4], &list["oci-layout"]["digest"].as_str().unwrap()[7..19], "{stdout}");
+
+    // Disabled: shown as such, still listed.
+    let (stdout, _) = msb.ok(["plugin", "disable", "streamer"]);
+    assert_eq!(stdout.trim(), "Disabled streamer");
+    assert_eq!(listed(&msb)["streamer"]["enabled"], false);
+    let (stdout, _) = msb.ok(["plugin", "ls"]);
+    let row: Vec<&str> = stdout.lines().find(|l| l.starts_with("streamer ")).unwrap().split_whitespace().collect();
+    assert_eq!(row[5], "no", "{stdout}");
+}
+
+#[test]
+fn a_disabled_decoder_takes_no_part_in_detection() {
+    let msb = Msb::new();
+    let hello = hello_tar();
+    let hello = hello.to_str().unwrap();
+
+    // hello.tar is a docker save (95) holding an OCI layout (80): with
+    // docker-save disabled, oci-layout wins.
+    let (stdout, _) = msb.ok(["plugin", "disable", "docker-save"]);
+    assert_eq!(stdout.trim(), "Disabled docker-save");
+    let (stdout, _) = msb.ok(["plugin", "disable", "docker-save"]);
+    assert_eq!(stdout.trim(), "docker-save is already disabled");
+    assert_eq!(plugin_state(&msb)["disabled"], serde_json::json!(["docker-save"]));
+    let (stdout, _) = msb.ok(["plugin", "detect", hello]);
+    let table = detect_table(&stdout);
+    assert_eq!(table[0], ["docker-save", "95", "disabled"], "{stdout}");
+    assert_eq!(table[1], ["oci-layout", "80"], "{stdout}");
+    assert_eq!(
+        detect_explanation(&stdout),
+        [
+            "msb load would use oci-layout: the highest confidence of the enabled decoders, 80; disabled: docker-save (95)"
+        ]
+    );
+    let (_, stderr) = msb.ok(["load", "-i", hello]);
+    assert_eq!(stderr.trim(), "✓ Loaded hello:latest");
+
+    // The only decoder that claims an archive is disabled: load refuses it,
+    // naming that decoder and how to use it; --plugin still does.
+    let oci = oci_fixtures().join("oci-archive.tar");
+    let oci = oci.to_str().unwrap();
+    msb.ok(["plugin", "disable", "oci-layout"]);
+    let error = msb.refused(
+        &["load", "-i", oci],
+        &[],
+        "not a recognized image archive (only oci-layout claims it, with confidence 90, and it is disabled: \
+         msb plugin enable oci-layout, or --plugin oci-layout); tried ",
+    );
+    assert!(error.contains("oci-layout (disabled)"), "{error}");
+    let (stdout, _) = msb.ok(["plugin", "detect", oci]);
+    assert_eq!(detect_table(&stdout)[0], ["oci-layout", "90", "disabled"], "{stdout}");
+    assert!(detect_explanation(&stdout)[0].starts_with("msb load would refuse it: only oci-layout claims it"));
+    let (_, stderr) = msb.ok(["load", "-q", "--plugin", "oci-layout", "-i", oci]);
+    assert_eq!(stderr, "");
+
+    // Enabled again: detection as before.
+    let (stdout, _) = msb.ok(["plugin", "enable", "oci-layout"]);
+    assert_eq!(stdout.trim(), "Enabled oci-layout");
+    let (stdout, _) = msb.ok(["plugin", "enable", "oci-layout"]);
+    assert_eq!(stdout.trim(), "oci-layout is already enabled");
+    msb.ok(["load", "-q", "-i", oci]);
+    msb.ok(["plugin", "enable", "docker-save"]);
+    assert_eq!(plugin_state(&msb)["disabled"], serde_json::json!([]));
+    let (stdout, _) = msb.ok(["plugin", "detect", hello]);
+    assert_eq!(detect_explanation(&stdout), ["msb load would use docker-save: the highest confidence, 95"]);
+
+    // Names that are no decoder's; built-ins are disabled, not removed.
+    let error = msb.fails(["plugin", "disable", "nosuch"]);
+    assert!(error.contains("no decoder named \"nosuch\"; available: ") && error.contains("oci-layout"), "{error}");
+    let error = msb.fails(["plugin", "rm", "docker-save"]);
+    assert!(error.contains("built in and cannot be removed (msb plugin disable docker-save"), "{error}");
+}
+
+#[test]
+fn installed_plugins_are_stored_by_content_and_replaced_by_name() {
+    let dir = scratch();
+    let msb = Msb::new();
+    let streamer = testing_wasm("streamer");
+    let streamer_hex = sha256_hex(&streamer);
+
+    // The same bytes twice: one file, named by its digest.
+    msb.ok(["plugin", "install", streamer.to_str().unwrap()]);
+    let (stdout, _) = msb.ok(["plugin", "install", streamer.to_str().unwrap()]);
+    assert_eq!(stdout.trim(), "Installed streamer 0.1.0 (replacing 0.1.0)");
+    assert_eq!(stored_components(&msb), [format!("{streamer_hex}.wasm")]);
+    assert_eq!(top_level_wasm(&msb), Vec::<String>::new());
+    assert_eq!(plugin_state(&msb)["installed"]["streamer"], format!("sha256:{streamer_hex}"));
+
+    // An upgrade: other bytes under the same name replace the old ones.
+    let old = impostor_named(dir.path(), "old.wasm", "mine", ' ');
+    let new = impostor_named(dir.path(), "new.wasm", "mine", '\t');
+    let (old_hex, new_hex) = (sha256_hex(&old), sha256_hex(&new));
+    assert_ne!(old_hex, new_hex);
+    assert_eq!(msb.ok(["plugin", "install", old.to_str().unwrap()]).0.trim(), "Installed mine 0.1.0");
+    msb.ok(["plugin", "disable", "mine"]);
+    let (stdout, _) = msb.ok(["plugin", "install", new.to_str().unwrap()]);
+    assert_eq!(stdout.trim(), "Installed mine 0.1.0 (replacing 0.1.0); it is disabled: msb plugin enable mine");
+    let mut expected = vec![format!("{streamer_hex}.wasm"), format!("{new_hex}.wasm")];
+    expected.sort();
+    assert_eq!(stored_components(&msb), expected, "the old component goes");
+    assert_eq!(listed(&msb)["mine"]["digest"], format!("sha256:{new_hex}"));
+    msb.ok(["plugin", "enable", "mine"]);
+
+    // The replacement is what detects and decodes.
+    let archive = tar_starting_with(dir.path(), "impostor-wins");
+    let archive = archive.to_str().unwrap();
+    let (stdout, _) = msb.ok(["plugin", "detect", archive]);
+    assert_eq!(detect_table(&stdout)[0], ["mine", "100"], "{stdout}");
+    let error = msb.fails(["load", "-i", archive]);
+    assert!(error.contains("the impostor calling itself mine decoded this"), "{error}");
+
+    // rm: the name, and the file once nothing names it.
+    assert_eq!(msb.ok(["plugin", "rm", "mine"]).0.trim(), "Removed mine");
+    assert_eq!(stored_components(&msb), [format!("{streamer_hex}.wasm")]);
+    msb.ok(["plugin", "rm", "streamer"]);
+    assert_eq!(stored_components(&msb), Vec::<String>::new());
+    assert_eq!(plugin_state(&msb)["installed"], serde_json::json!({}));
+    let error = msb.fails(["plugin", "rm", "streamer"]);
+    assert!(error.contains("no installed decoder named \"streamer\""), "{error}");
+}
+
+#[test]
+fn a_store_with_the_older_plugins_layout_keeps_working() {
+    // An older msb installed `plugins/<name>.wasm`: read as installed, and
+    // moved into plugins/sha256/ by the first plugin command that changes
+    // something.
+    let dir = scratch();
+    let msb = Msb::new();
+    msb.ok(["images"]);
+    let plugins = msb.home().join("plugins");
+    let mine = impostor_named(&plugins, "mine.wasm", "mine", ' ');
+    let mine_hex = sha256_hex(&mine);
+    std::fs::copy(testing_wasm("streamer"), plugins.join("streamer.wasm")).unwrap();
+    let streamer_hex = sha256_hex(&plugins.join("streamer.wasm"));
+
+    let list = listed(&msb);
+    assert_eq!(list["mine"]["origin"], "installed");
+    assert_eq!(list["mine"]["path"], mine.to_str().unwrap());
+    assert_eq!(list["streamer"]["digest"], format!("sha256:{streamer_hex}"));
+    let archive = tar_starting_with(dir.path(), "impostor-wins");
+    let archive = archive.to_str().unwrap();
+    let (stdout, _) = msb.ok(["plugin", "detect", archive]);
+    assert_eq!(detect_explanation(&stdout), ["msb load would use mine: the highest confidence, 100"]);
+
+    msb.ok(["plugin", "disable", "mine"]);
+    assert_eq!(top_level_wasm(&msb), Vec::<String>::new(), "moved");
+    let mut expected = vec![format!("{mine_hex}.wasm"), format!("{streamer_hex}.wasm")];
+    expected.sort();
+    assert_eq!(stored_components(&msb), expected);
+    let state = plugin_state(&msb);
+    assert_eq!(state["installed"]["mine"], format!("sha256:{mine_hex}"));
+    assert_eq!(state["installed"]["streamer"], format!("sha256:{streamer_hex}"));
+    assert_eq!(state["disabled"], serde_json::json!(["mine"]));
+
+    msb.refused(&["load", "-i", archive], &[], "only mine claims it, with confidence 100, and it is disabled");
+    msb.ok(["plugin", "enable", "mine"]);
+    let error = msb.fails(["load", "-i", archive]);
+    assert!(error.contains("the impostor calling itself mine decoded this"), "{error}");
+    assert_eq!(listed(&msb).len(), 4 + 2, "the built-ins and both installed");
+}
+
+#[test]
+fn plugin_detect_explains_the_choice() {
+    let dir = scratch();
+    let msb = Msb::new();
+    let hello = hello_tar();
+
+    let (stdout, _) = msb.ok(["plugin", "detect", hello.to_str().unwrap()]);
+    let table = detect_table(&stdout);
+    assert_eq!(table[..2], [["docker-save", "95"], ["oci-layout", "80"]], "highest first: {stdout}");
+    assert!(table[2..].iter().all(|row| row[1] == "0" && row.len() == 2), "{stdout}");
+    assert_eq!(detect_explanation(&stdout), ["msb load would use docker-save: the highest confidence, 95"]);
+
+    // The outer compression, stripped before the decoders look.
+    let gz = dir.path().join("hello.tar.gz");
+    let file = std::fs::File::create(&gz).unwrap();
+    assert!(Command::new("gzip").arg("-c").arg(&hello).stdout(file).status().unwrap().success());
+    let (stdout, _) = msb.ok(["plugin", "detect", gz.to_str().unwrap()]);
+    assert_eq!(detect_table(&stdout)[0], ["docker-save", "95"]);
+    assert_eq!(
+        detect_explanation(&stdout),
+        [
+            "outer compression: gzip (the decoders saw what it holds)",
+            "msb load would use docker-save: the highest confidence, 95"
+        ]
+    );
+    let (stdout, _) = msb.ok(["plugin", "detect", "--format", "json", gz.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["compression"], "gzip");
+    assert_eq!(json["pick"], "docker-save");
+    assert_eq!(json["decoders"][0], serde_json::json!({"name": "docker-save", "score": 95, "enabled": true}));
+
+    // A tie: load asks for --plugin.
+    msb.ok(["plugin", "install", impostor_named(dir.path(), "a.wasm", "mine", ' ').to_str().unwrap()]);
+    msb.ok(["plugin", "install", impostor_named(dir.path(), "b.wasm", "yours", ' ').to_str().unwrap()]);
+    let archive = tar_starting_with(dir.path(), "impostor-wins");
+    let archive = archive.to_str().unwrap();
+    let (stdout, _) = msb.ok(["plugin", "detect", archive]);
+    assert_eq!(detect_table(&stdout)[..2], [["mine", "100"], ["yours", "100"]], "{stdout}");
+    assert_eq!(
+        detect_explanation(&stdout),
+        ["msb load would refuse it: mine and yours tie at 100: ambiguous, msb load asks for --plugin NAME"]
+    );
+    let (stdout, _) = msb.ok(["plugin", "detect", "--format", "json", archive]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["pick"], serde_json::Value::Null);
+    msb.refused(&["load", "-i", archive], &[], "decoders mine, yours all claim this archive with confidence 100");
+
+    // Nothing claims it: what it looks like, as load says.
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    run(Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&rootfs).arg("etc"));
+    let (stdout, _) = msb.ok(["plugin", "detect", tar.to_str().unwrap()]);
+    let what = "not a recognized image archive (a root file system tar of 2 entries, not an image archive)";
+    assert_eq!(detect_explanation(&stdout), [format!("msb load would refuse it: {what}")]);
+    msb.refused(&["load", "-i", tar.to_str().unwrap()], &[], what);
 }

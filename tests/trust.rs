@@ -52,17 +52,18 @@ fn plugin_names_are_unique() {
     let error = msb.fails(["load", "--plugin", fake.to_str().unwrap(), "-i", oci]);
     assert!(error.contains("calls itself oci-layout, the name of a built-in decoder"), "{error}");
 
-    // Reinstalling a name replaces the installed file: one plugin, one file.
+    // Reinstalling a name replaces the installed plugin: one plugin, one
+    // file (stored by its digest, plugins/sha256/<hex>.wasm).
     let (stdout, _) = msb.ok(["plugin", "install", impostor(dir.path(), "a.wasm", "mine").to_str().unwrap()]);
     assert_eq!(stdout.trim(), "Installed mine 0.1.0");
     let (stdout, _) = msb.ok(["plugin", "install", impostor(dir.path(), "b.wasm", "mine").to_str().unwrap()]);
     assert_eq!(stdout.trim(), "Installed mine 0.1.0 (replacing 0.1.0)");
-    let installed: Vec<_> = std::fs::read_dir(msb.home().join("plugins"))
+    let installed: Vec<_> = std::fs::read_dir(msb.home().join("plugins/sha256"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".wasm"))
         .collect();
-    assert_eq!(installed, ["mine.wasm"]);
+    assert_eq!(installed.len(), 1, "{installed:?}");
 
     // Files put in the plugins directory by hand: one that calls itself a
     // built-in's name would win detection (100) while the built-in decoded;

@@ -1,9 +1,11 @@
-//! Picking the decoder: `--plugin NAME|PATH`, or the highest `detect`
-//! confidence among every installed decoder.
+//! Picking the decoder: `--plugin NAME|PATH` (enabled or not), or the
+//! highest `detect` confidence among the enabled decoders. Disabled ones
+//! are asked only to explain a refusal (or by `msb plugin detect`).
 
 use super::LoadError;
 use crate::input::{Archive, EntryKind};
-use crate::plugin::{Plugin, Registry, Runtime, Session};
+use crate::plugin::verdict::only_disabled;
+use crate::plugin::{Choice, Registered, Registry, Runtime, Session, Verdict, Verdicts};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,50 +17,64 @@ pub(crate) fn choose(
     wanted: Option<&str>,
 ) -> Result<Session, LoadError> {
     if let Some(wanted) = wanted {
-        if let Some(plugin) = registry.get(wanted) {
-            return Ok(plugin.session(Some(archive.clone()))?);
+        if let Some(decoder) = registry.get(wanted) {
+            return Ok(decoder.plugin().session(Some(archive.clone()))?);
         }
         if wanted.ends_with(".wasm") || wanted.contains('/') {
             let plugin = registry.load_path(runtime, Path::new(wanted))?;
             return Ok(plugin.session(Some(archive.clone()))?);
         }
-        let available = registry.plugins().iter().map(|p| p.name().to_string()).collect();
+        let available = registry.decoders().iter().map(|d| d.name().to_string()).collect();
         return Err(LoadError::UnknownPlugin { name: wanted.to_string(), available });
     }
-    let verdicts = verdicts(registry, archive);
-    let best = verdicts.iter().map(|(_, score)| *score).max().unwrap_or(0);
-    if best == 0 {
-        return Err(LoadError::NoDecoder {
-            looks_like: looks_like(archive.as_ref()),
-            tried: verdicts.into_iter().map(|(plugin, _)| plugin.name().to_string()).collect(),
-        });
+    let (enabled, disabled): (Vec<&Registered>, Vec<&Registered>) =
+        registry.decoders().iter().partition(|d| d.enabled());
+    let mut verdicts = Verdicts::new(ask(enabled, archive), looks_like(archive.as_ref()));
+    if !matches!(verdicts.choice(), Choice::Winner(_) | Choice::Tie(_)) {
+        verdicts.extend(ask(disabled, archive));
     }
-    let winners: Vec<&Plugin> =
-        verdicts.into_iter().filter(|(_, score)| *score == best).map(|(plugin, _)| plugin).collect();
-    match winners.as_slice() {
+    match verdicts.choice() {
         // The plugin that won decodes, in a fresh sandbox (not the one that detected).
-        [plugin] => Ok(plugin.session(Some(archive.clone()))?),
-        _ => Err(LoadError::AmbiguousDecoder {
-            names: winners.iter().map(|p| p.name().to_string()).collect(),
-            score: best,
+        Choice::Winner(v) => Ok(v.decoder.plugin().session(Some(archive.clone()))?),
+        Choice::Tie(tied) => Err(LoadError::AmbiguousDecoder {
+            names: tied.iter().map(|v| v.decoder.name().to_string()).collect(),
+            score: tied.first().map_or(0, |v| v.score),
         }),
+        Choice::OnlyDisabled(claimed) => {
+            Err(LoadError::NoDecoder { looks_like: only_disabled(&claimed), tried: tried(&verdicts) })
+        }
+        Choice::Nothing => {
+            Err(LoadError::NoDecoder { looks_like: verdicts.looks_like().to_string(), tried: tried(&verdicts) })
+        }
     }
 }
 
-/// Every decoder's confidence that it reads `archive`, each asked in its
-/// own sandbox. A decoder that fails to answer scores 0.
-pub fn verdicts<'a>(registry: &'a Registry, archive: &Arc<dyn Archive>) -> Vec<(&'a Plugin, u8)> {
-    registry
-        .plugins()
-        .iter()
-        .map(|plugin| {
-            let score = plugin.session(Some(archive.clone())).and_then(|mut s| s.detect()).unwrap_or_else(|e| {
+/// The decoders asked, disabled ones marked.
+fn tried(verdicts: &Verdicts) -> Vec<String> {
+    let mut names: Vec<&Registered> = verdicts.all().iter().map(|v| v.decoder).collect();
+    names.sort_by(|a, b| (!a.enabled(), a.name()).cmp(&(!b.enabled(), b.name())));
+    names.iter().map(|d| if d.enabled() { d.name().to_string() } else { format!("{} (disabled)", d.name()) }).collect()
+}
+
+/// Every decoder's confidence that it reads `archive`, enabled or not,
+/// each asked in its own sandbox; and what `msb load` would do.
+pub fn verdicts<'a>(registry: &'a Registry, archive: &Arc<dyn Archive>) -> Verdicts<'a> {
+    Verdicts::new(ask(registry.decoders().iter().collect(), archive), looks_like(archive.as_ref()))
+}
+
+/// The answers of `decoders`. A decoder that fails to answer scores 0.
+fn ask<'a>(decoders: Vec<&'a Registered>, archive: &Arc<dyn Archive>) -> Vec<Verdict<'a>> {
+    decoders
+        .into_iter()
+        .map(|decoder| {
+            let session = decoder.plugin().session(Some(archive.clone()));
+            let score = session.and_then(|mut s| s.detect()).unwrap_or_else(|e| {
                 if std::env::var_os("MSB_LOG").is_some_and(|v| v == "debug") {
                     eprintln!("debug: {e}");
                 }
                 0
             });
-            (plugin, score)
+            Verdict { decoder, score }
         })
         .collect()
 }
