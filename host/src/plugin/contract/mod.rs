@@ -97,14 +97,22 @@ impl Instance {
         })
     }
 
-    pub(crate) fn detect(&self, store: &mut Store<HostState>, archive: Resource<ArchiveHandle>) -> wasmtime::Result<u8> {
+    pub(crate) fn detect(
+        &self,
+        store: &mut Store<HostState>,
+        archive: Resource<ArchiveHandle>,
+    ) -> wasmtime::Result<u8> {
         match self {
             Instance::V0_1(d) => d.call_detect(store, archive),
             Instance::V0_2(d) => d.call_detect(store, archive),
         }
     }
 
-    pub(crate) fn decode(&self, store: &mut Store<HostState>, archive: Resource<ArchiveHandle>) -> Answer<Vec<model::Image>> {
+    pub(crate) fn decode(
+        &self,
+        store: &mut Store<HostState>,
+        archive: Resource<ArchiveHandle>,
+    ) -> Answer<Vec<model::Image>> {
         fn images<T: Into<model::Image>>(images: Vec<T>) -> Vec<model::Image> {
             images.into_iter().map(Into::into).collect()
         }
@@ -128,12 +136,12 @@ impl Instance {
     }
 }
 
-/// What every version's adapter shares: the bindings of the WIT at
+/// What every version's adapter is made of: the bindings of the WIT at
 /// `$path`, the host's side of its imports (delegating to [`HostState`]),
-/// and the conversions of the records that did not change. Each version
-/// module adds what is its own (its `source` variants, extra methods).
+/// and the conversions into [`model`]. A version adds its own `archive`
+/// methods (`archive: { fn … }`) and `source` variants (`source: { … => … }`).
 macro_rules! adapter {
-    ($path:literal) => {
+    ($path:literal, archive: { $($archive:item)* }, source: { $($source:tt)* }) => {
         wasmtime::component::bindgen!({
             world: "decoder",
             path: $path,
@@ -141,8 +149,9 @@ macro_rules! adapter {
         });
 
         use crate::plugin::model;
-        use crate::plugin::sandbox::HostState;
+        use crate::plugin::sandbox::{ArchiveHandle, HostState};
         use msb::format::types as wit;
+        use wasmtime::component::Resource;
 
         impl DecoderImports for HostState {
             fn log(&mut self, message: String) {
@@ -151,6 +160,26 @@ macro_rules! adapter {
         }
 
         impl wit::Host for HostState {}
+
+        impl wit::HostArchive for HostState {
+            fn entries(&mut self, _: Resource<ArchiveHandle>) -> Vec<wit::Entry> {
+                HostState::entries(self).iter().map(entry).collect()
+            }
+
+            fn read(&mut self, _: Resource<ArchiveHandle>, path: String, offset: u64, len: u32) -> Result<Vec<u8>, String> {
+                self.read_archive(&path, offset, len)
+            }
+
+            fn digest(&mut self, _: Resource<ArchiveHandle>, path: String, uncompressed: bool) -> Result<String, String> {
+                self.digest_entry(&path, uncompressed)
+            }
+
+            $($archive)*
+
+            fn drop(&mut self, handle: Resource<ArchiveHandle>) -> wasmtime::Result<()> {
+                self.drop_archive(handle)
+            }
+        }
 
         /// An entry of the archive as this version shows it.
         fn entry(entry: &crate::input::Entry) -> wit::Entry {
@@ -166,6 +195,17 @@ macro_rules! adapter {
                 },
                 size: entry.size,
                 link: entry.link.clone(),
+            }
+        }
+
+        impl From<wit::Source> for model::Source {
+            fn from(s: wit::Source) -> Self {
+                match s {
+                    wit::Source::Entry(path) => model::Source::Entry(path),
+                    wit::Source::Bytes(bytes) => model::Source::Bytes(bytes),
+                    wit::Source::Stream(id) => model::Source::Stream(id),
+                    $($source)*
+                }
             }
         }
 
