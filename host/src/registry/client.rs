@@ -135,11 +135,6 @@ impl Client {
         })
     }
 
-    /// The registry, as references name it.
-    pub fn registry(&self) -> &str {
-        &self.registry
-    }
-
     /// Checks that the registry answers and accepts the credentials
     /// (`msb login`): `GET /v2/` with them.
     pub fn check_login(&self) -> Result<(), RegistryError> {
