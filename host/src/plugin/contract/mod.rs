@@ -150,7 +150,7 @@ macro_rules! adapter {
 
         use crate::plugin::model;
         use crate::plugin::sandbox::{ArchiveHandle, HostState};
-        use msb::format::types as wit;
+        use self::msb::format::types as wit;
         use wasmtime::component::Resource;
 
         impl DecoderImports for HostState {
