@@ -4,7 +4,7 @@
 
 use super::layer::{self, Imported};
 use super::plan::{self, ImagePlan};
-use super::source::{self, describe};
+use super::source::describe;
 use super::{LoadError, LoadOptions, detect};
 use crate::digest::Digest;
 use crate::input::{self, Archive};
@@ -80,7 +80,7 @@ impl Decoded {
     pub fn groups(&self) -> Vec<Vec<usize>> {
         let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
         for (i, plan) in self.plans.iter().enumerate() {
-            let key = plan.indexes.first().filter(|_| self.options.all_platforms).map(identity);
+            let key = plan.indexes.first().filter(|_| self.options.all_platforms).map(plan::blob_identity);
             match groups.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
                 Some((_, group)) => group.push(i),
                 None => groups.push((key, vec![i])),
@@ -194,7 +194,10 @@ impl Decoded {
                     Source::Entry(path) => self.archive.size(path)?,
                     Source::Bytes(bytes) => bytes.len() as u64,
                     Source::Input | Source::Stream(_) => {
-                        return Err(LoadError::invalid(describe(&blob.source), "an attachment must be an archive entry or bytes"));
+                        return Err(LoadError::invalid(
+                            describe(&blob.source),
+                            "an attachment must be an archive entry or bytes",
+                        ));
                     }
                 };
                 push_unique(
@@ -215,16 +218,7 @@ impl Decoded {
     /// A small blob, its declared digest checked.
     fn read_verified(&self, blob: &Blob) -> Result<Vec<u8>, LoadError> {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = source::read_small(&*self.archive, Some(&mut session), &blob.source, plan::MAX_JSON)?;
-        if let Some(declared) = &blob.digest
-            && *declared != Digest::of(&bytes).to_string()
-        {
-            return Err(LoadError::invalid(
-                describe(&blob.source),
-                format!("content has digest {}, the archive says {declared}", Digest::of(&bytes)),
-            ));
-        }
-        Ok(bytes)
+        plan::read_verified(&*self.archive, Some(&mut session), blob)
     }
 
     /// Reads `source` (an entry or bytes) of `size` bytes again from any offset.
@@ -247,10 +241,6 @@ impl Decoded {
     }
 }
 
-fn identity(blob: &Blob) -> String {
-    blob.digest.clone().unwrap_or_else(|| describe(&blob.source))
-}
-
 fn push_unique(blobs: &mut Vec<VerifiedBlob>, blob: VerifiedBlob) {
     if !blobs.iter().any(|b| b.digest == blob.digest) {
         blobs.push(blob);
@@ -265,7 +255,8 @@ fn from_bytes(bytes: Arc<Vec<u8>>) -> OpenBlob {
     })
 }
 
-fn from_file(path: std::path::PathBuf) -> OpenBlob {
+/// The file at `path`, read again from any offset.
+pub(crate) fn from_file(path: std::path::PathBuf) -> OpenBlob {
     Box::new(move |offset| {
         let mut file = std::fs::File::open(&path)?;
         file.seek(io::SeekFrom::Start(offset))?;

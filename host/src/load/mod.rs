@@ -24,6 +24,7 @@ use crate::plugin::{Registry, Runtime, Session};
 use crate::progress::{Phase, Progress};
 use crate::reference::Reference;
 use crate::store::{IndexEntry, Platform, Staging, Store};
+pub(crate) use decoded::from_file;
 pub use decoded::{Decoded, OpenBlob, Verified, VerifiedBlob, decode_archive};
 pub use detect::verdicts;
 pub use error::LoadError;

@@ -259,7 +259,8 @@ fn select_platforms(images: Vec<Image>, options: &LoadOptions) -> Result<Vec<Ima
     Ok(selected)
 }
 
-fn blob_identity(blob: &Blob) -> String {
+/// What identifies a blob across an archive: its declared digest, else its source.
+pub(crate) fn blob_identity(blob: &Blob) -> String {
     blob.digest.clone().unwrap_or_else(|| describe(&blob.source))
 }
 
@@ -272,7 +273,11 @@ fn to_platform(p: &crate::plugin::model::Platform) -> Platform {
 }
 
 /// Reads `blob` (at most [`MAX_JSON`]) and checks its declared digest.
-fn read_verified(archive: &dyn Archive, session: Option<&mut Session>, blob: &Blob) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn read_verified(
+    archive: &dyn Archive,
+    session: Option<&mut Session>,
+    blob: &Blob,
+) -> Result<Vec<u8>, LoadError> {
     let bytes = read_small(archive, session, &blob.source, MAX_JSON)?;
     if let Some(declared) = &blob.digest {
         let declared: Digest =

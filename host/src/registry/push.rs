@@ -19,7 +19,7 @@ use crate::plugin::Runtime;
 use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::Store;
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -123,11 +123,7 @@ fn stored_document(store: &Store, digest: &Digest, plan: &mut Plan, depth: usize
                     digest: d.digest.clone(),
                     size,
                     media_type: d.media_type.clone(),
-                    open: Box::new(move |offset| {
-                        let mut file = std::fs::File::open(&path)?;
-                        file.seek(io::SeekFrom::Start(offset))?;
-                        Ok(Box::new(io::BufReader::with_capacity(1 << 18, file)) as Box<dyn Read + Send>)
-                    }),
+                    open: load::from_file(path),
                 });
             }
             Ok(Manifest { digest: digest.clone(), media_type, bytes })
