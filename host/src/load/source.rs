@@ -47,7 +47,9 @@ pub(crate) fn open<'a>(
         Source::Bytes(bytes) => Box::new(&bytes[..]),
         Source::Input => match archive.input_range() {
             Some(range) => Box::new(io::BufReader::with_capacity(1 << 18, range.reader(0))),
-            None => return Err(LoadError::invalid(describe(source), "a directory has no bytes of its own to be a blob")),
+            None => {
+                return Err(LoadError::invalid(describe(source), "a directory has no bytes of its own to be a blob"));
+            }
         },
         Source::Stream(id) => {
             let session =
